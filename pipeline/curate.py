@@ -1,0 +1,161 @@
+"""`lowbg curate`: build and run the curation pipeline, then write and check the manifest.
+
+Graph: ReadWarc -> ExtractText -> per-document steps (content policy, language, quality) -> dedup ->
+detectors -> decision -> Parquet sinks. Every branch that can fail has an errors output; all of them meet in the
+errors shards. The manifest is written last, by the launcher, after the job has finished.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+import schemas
+from pipeline.document import utcnow
+from pipeline.ingest import ExtractText, ReadWarc, read_path_list
+from pipeline.manifest import INPUTS_FILE, MANIFEST, build_manifest, check_balance, write_manifest
+from pipeline.options import CurateArgs, parse_curate_args
+from pipeline.policy import ContentPolicy
+from pipeline.sinks import WriteShards, join
+from pipeline.steps import ERRORS_TAG, NAMESPACE, ApplySteps
+
+MAX_DEFAULT_BUCKETS = 1024
+
+
+class OutputNotEmpty(RuntimeError):
+    pass
+
+
+def prepare_output(output: str, overwrite: bool) -> None:
+    """Refuse to mix two runs in one folder unless asked to replace the old one."""
+    old = [join(output, MANIFEST), join(output, INPUTS_FILE)]
+    old_shards = []
+    for kind in schemas.KINDS:
+        old_shards += [m.path for m in FileSystems.match([join(output, f"{kind}/*.parquet")])[0].metadata_list]
+    existing = [p for p in old if FileSystems.exists(p)] + old_shards
+    if existing and not overwrite:
+        raise OutputNotEmpty(f"{output} already holds a run ({len(existing)} files); use --overwrite to replace it")
+    if existing:
+        FileSystems.delete(existing)
+
+
+def count_inputs(args: CurateArgs) -> int | None:
+    n = 0
+    for pattern in args.input:
+        try:
+            n += len(FileSystems.match([pattern])[0].metadata_list)
+        except Exception:
+            return None
+    if args.input_list:
+        return None if args.max_files is None else n + args.max_files
+    return n
+
+
+def plan_inputs(args: CurateArgs) -> tuple[list[str], list[str], list[str]]:
+    """(patterns, explicit paths, path lists to read in the pipeline)."""
+    if args.max_files is None:
+        return list(args.input), [], list(args.input_list)
+    # A bounded run: list on the launcher, in order, and stop at --max-files.
+    paths: list[str] = []
+    for pattern in args.input:
+        paths += sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    for path_list in args.input_list:
+        paths += read_path_list(path_list, args.input_base, args.max_files)
+    return [], paths[: args.max_files], []
+
+
+def document_steps(args: CurateArgs) -> list:
+    steps: list = [ContentPolicy()]
+    return steps
+
+
+def build(pipeline: beam.Pipeline, args: CurateArgs, processed_at: dt.datetime, num_buckets: int) -> None:
+    version = schemas.package_version()
+    patterns, paths, path_lists = plan_inputs(args)
+    read = pipeline | "ReadWarc" >> ReadWarc(patterns, paths, path_lists, args.input_base, args.sample_files,
+                                             args.max_payload_bytes)
+    extracted = read["records"] | "ExtractText" >> ExtractText(args.cutoff, processed_at, version)
+    stepped = extracted["documents"] | "DocumentSteps" >> beam.ParDo(ApplySteps(document_steps(args))).with_outputs(
+        ERRORS_TAG, main="documents")
+    documents = stepped.documents
+    error_branches = [read["errors"], extracted["errors"], stepped[ERRORS_TAG]]
+
+    curated, rejected = documents | "SplitDecision" >> beam.Partition(lambda doc, _: int(doc.rejected), 2)
+    errors = error_branches | "AllErrors" >> beam.Flatten()
+    output = args.output
+    _ = curated | "CountCurated" >> beam.Map(_count_curated)
+    _ = curated | "WriteCurated" >> WriteShards(output, "curated", num_buckets, args.shard_size)
+    _ = rejected | "WriteRejected" >> WriteShards(output, "rejected", num_buckets, args.shard_size)
+    _ = errors | "WriteErrors" >> WriteShards(output, "errors", num_buckets, args.shard_size)
+    _ = (read["inputs"]
+         | "CollectInputs" >> beam.combiners.ToList()
+         | "WriteInputs" >> beam.Map(_write_inputs, output))
+
+
+def _count_curated(doc) -> None:
+    beam.metrics.Metrics.counter(NAMESPACE, "curated").inc()
+
+
+def _write_inputs(items: list[dict], output: str) -> None:
+    with FileSystems.create(join(output, INPUTS_FILE)) as fh:
+        for item in sorted(items, key=lambda d: d["path"]):
+            fh.write((json.dumps(item, sort_keys=True) + "\n").encode())
+
+
+def query_counters(result) -> dict[str, int]:
+    """Our namespace's counters as the runner reports them (some portable runners report none)."""
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+    except Exception:  # a runner without metrics support: the on-disk counts still decide the balance
+        return {}
+    totals: dict[str, int] = {}
+    for c in counters:
+        value = c.committed if c.committed is not None else c.attempted
+        totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + int(value or 0)
+    return totals
+
+
+def run_curate(argv: list[str]) -> dict:
+    args = parse_curate_args(argv)
+    prepare_output(args.output, args.overwrite)
+    processed_at = args.processed_at or utcnow()
+    n_inputs = count_inputs(args)
+    num_buckets = args.num_buckets or max(1, min(MAX_DEFAULT_BUCKETS, n_inputs or 256))
+    options = PipelineOptions(args.beam_args)
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, args, processed_at, num_buckets)
+    result = pipeline.run()
+    result.wait_until_finish()
+    extra = {"processed_at": processed_at.isoformat(), "num_buckets": num_buckets}
+    manifest = build_manifest(args.output, args.as_manifest(), query_counters(result), extra)
+    check_balance(manifest)
+    write_manifest(args.output, manifest)
+    return manifest
+
+
+def summary(manifest: dict) -> str:
+    c = manifest["counts"]
+    lines = [f"records in     {c['records_in']:>8}",
+             f"curated        {c['curated']:>8}",
+             f"rejected       {c['rejected']:>8}  " + ", ".join(f"{k}={v}" for k, v in c["rejected_by_reason"].items()),
+             f"skipped        {sum(c['skipped'].values()):>8}  " + ", ".join(f"{k}={v}" for k, v in c["skipped"].items()),
+             f"errors         {c['errors']:>8}  " + ", ".join(f"{k}={v}" for k, v in c["errors_by_reason"].items()),
+             f"balanced       {'yes' if manifest['balanced'] else 'NO'}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    try:
+        manifest = run_curate(argv)
+    except OutputNotEmpty as exc:
+        print(f"lowbg curate: {exc}", file=sys.stderr)
+        return 2
+    print(summary(manifest))
+    print(f"manifest: {join(manifest['options']['output'], MANIFEST)}")
+    return 0

@@ -1,0 +1,158 @@
+"""The records that flow through the pipeline: a Document with explicit fields, and an ErrorRecord.
+
+A Document is kept until some step sets ``reason``; from then on later steps pass it through untouched and the
+sink writes it to the rejected shards. Anything that fails with an exception becomes an ErrorRecord instead.
+Every record read from an input therefore ends in exactly one place: curated, rejected (with a reason), error
+(with a reason), or skipped (a non-document WARC record, counted by type).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+
+import schemas
+
+# Reject reason codes. A code is a stable identifier users filter on; the free-text ``detail`` says more.
+REASON_EMPTY_TEXT = "empty_text"
+REASON_NON_TEXT = "non_text_payload"
+REASON_PAYLOAD_TOO_LARGE = "payload_too_large"
+REASON_HTTP_STATUS = "http_status"
+REASON_LANGUAGE = "language"
+REASON_DUPLICATE_EXACT = "duplicate_exact"
+REASON_DUPLICATE_NEAR = "duplicate_near"
+REASON_MACHINE_GENERATED = "machine_generated"
+REASON_UNCERTAIN = "uncertain"
+
+# Error reason codes (what went wrong, by stage).
+ERROR_OPEN = "open_failed"
+ERROR_EMPTY_FILE = "empty_file"
+ERROR_NOT_AN_ARCHIVE = "not_an_archive"
+ERROR_BAD_GZIP = "bad_gzip"
+ERROR_TRUNCATED = "truncated_record"
+ERROR_PARSE = "record_parse_failed"
+ERROR_STEP = "step_failed"
+ERROR_SCORING = "scoring_failed"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass
+class Document:
+    id: str
+    warc_file: str
+    text: str = ""
+    url: str | None = None
+    url_host: str | None = None
+    warc_offset: int | None = None
+    warc_record_id: str | None = None
+    warc_record_type: str | None = None
+    warc_date: dt.datetime | None = None
+    crawl_id: str | None = None
+    http_status: int | None = None
+    http_date: dt.datetime | None = None
+    http_last_modified: dt.datetime | None = None
+    content_type: str | None = None
+    charset: str | None = None
+    payload_digest: str | None = None
+    payload_length: int | None = None
+    truncated: bool = False
+    truncated_reason: str | None = None
+    provenance: str = "unknown"
+    provenance_rule: str | None = None
+    provenance_detail: str | None = None
+    cutoff: dt.datetime | None = None
+    crawl_window_start: dt.datetime | None = None
+    crawl_window_end: dt.datetime | None = None
+    warc_date_raw: str | None = None
+    http_date_raw: str | None = None
+    http_last_modified_raw: str | None = None
+    language: str | None = None
+    language_score: float | None = None
+    word_count: int | None = None
+    mean_word_length: float | None = None
+    alpha_word_fraction: float | None = None
+    symbol_word_ratio: float | None = None
+    line_punct_fraction: float | None = None
+    dup_line_fraction: float | None = None
+    stop_word_count: int | None = None
+    text_hash: str | None = None
+    duplicate_of: str | None = None
+    dup_cluster_size: int | None = None
+    first_seen: dt.datetime | None = None
+    content_provenance: str | None = None
+    content_provenance_source: str | None = None
+    scores: list[dict] = field(default_factory=list)
+    not_scored_reason: str | None = None
+    processed_at: dt.datetime | None = None
+    pipeline_version: str = ""
+    # decision: None while kept; a reason code once a step rejects the document
+    reason: str | None = None
+    detail: str | None = None
+
+    @property
+    def rejected(self) -> bool:
+        return self.reason is not None
+
+    def reject(self, reason: str, detail: str | None = None) -> Document:
+        """Mark the document rejected; the first reason wins so a later step cannot hide an earlier decision."""
+        if self.reason is None:
+            self.reason, self.detail = reason, detail
+        return self
+
+    @property
+    def capture_time(self) -> dt.datetime | None:
+        return self.warc_date
+
+    def score_of(self, detector: str) -> dict | None:
+        for s in self.scores:
+            if s["detector"] == detector:
+                return s
+        return None
+
+    def to_row(self) -> dict:
+        """The row for the curated or rejected shard (the two schemas differ by reason/detail only)."""
+        row = {name: getattr(self, name) for name in schemas.DOCUMENT_COLUMNS}
+        if self.rejected:
+            row["reason"], row["detail"] = self.reason, self.detail
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict) -> Document:
+        names = {f.name for f in dataclasses.fields(cls)}
+        doc = cls(**{k: v for k, v in row.items() if k in names})
+        if doc.scores is None:
+            doc.scores = []
+        return doc
+
+
+@dataclass
+class ErrorRecord:
+    warc_file: str
+    stage: str
+    reason: str
+    warc_offset: int | None = None
+    warc_record_id: str | None = None
+    document_id: str | None = None
+    url: str | None = None
+    exception_type: str | None = None
+    message: str | None = None
+    processed_at: dt.datetime | None = None
+    pipeline_version: str = ""
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, *, warc_file: str, stage: str, reason: str, **where) -> ErrorRecord:
+        return cls(warc_file=warc_file, stage=stage, reason=reason, exception_type=type(exc).__name__,
+                   message=str(exc)[:2000], **where)
+
+    @classmethod
+    def for_document(cls, doc: Document, exc: BaseException, *, stage: str, reason: str) -> ErrorRecord:
+        return cls.from_exception(exc, warc_file=doc.warc_file, stage=stage, reason=reason,
+                                  warc_offset=doc.warc_offset, warc_record_id=doc.warc_record_id,
+                                  document_id=doc.id, url=doc.url)
+
+    def to_row(self) -> dict:
+        return {name: getattr(self, name) for name in schemas.ERROR_COLUMNS}

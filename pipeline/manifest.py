@@ -1,0 +1,123 @@
+"""The run's manifest: inputs, options, versions and the counts, which must balance.
+
+``records_in = curated + rejected + sum(skipped) + errors``. The counts come from what is actually on disk (shard
+row counts and reasons, the per-file read stats), so a record lost anywhere in the pipeline breaks the balance
+and the run fails loudly. Beam's metric counters (one per decision reason) are reported beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections import Counter
+from importlib import metadata
+
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+import schemas
+from pipeline.sinks import TMP_PREFIX, join
+
+MANIFEST = "manifest.json"
+INPUTS_FILE = "_inputs.jsonl"
+
+
+class UnbalancedRun(RuntimeError):
+    """records_in != curated + rejected + skipped + errors: something was lost or counted twice."""
+
+
+def list_shards(output: str, kind: str) -> list[str]:
+    pattern = join(output, f"{kind}/part-*.parquet")
+    found = FileSystems.match([pattern])[0].metadata_list
+    return sorted(m.path for m in found if TMP_PREFIX not in m.path)
+
+
+def count_shards(output: str, kind: str) -> tuple[int, Counter, list[str]]:
+    """(rows, rows by reason, shard paths) of one kind, read from the Parquet files (reason column only)."""
+    total, reasons, paths = 0, Counter(), list_shards(output, kind)
+    for path in paths:
+        with FileSystems.open(path) as fh:
+            table = pq.read_table(fh, columns=["reason"] if kind != "curated" else [])
+        total += table.num_rows
+        if kind != "curated":
+            reasons.update(table.column("reason").to_pylist())
+    return total, reasons, paths
+
+
+def read_inputs(output: str) -> list[dict]:
+    with FileSystems.open(join(output, INPUTS_FILE)) as fh:
+        return sorted((json.loads(line) for line in fh.read().decode().splitlines() if line.strip()),
+                      key=lambda d: d["path"])
+
+
+def _versions() -> dict:
+    names = ["lowbackground", "apache-beam", "warcio", "resiliparse", "pyarrow", "numpy", "datasketch",
+             "fasttext-numpy2", "torch", "transformers"]
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def build_manifest(output: str, options: dict, metrics: dict[str, int] | None, extra: dict | None = None) -> dict:
+    inputs = read_inputs(output)
+    curated, _, curated_paths = count_shards(output, "curated")
+    rejected, rejected_by, rejected_paths = count_shards(output, "rejected")
+    errors, errors_by, error_paths = count_shards(output, "errors")
+    skipped = Counter()
+    for item in inputs:
+        skipped.update(item["skipped"])
+    # Errors from listing (a pattern that matched nothing) have no file stats; each is one unit of input.
+    list_errors = errors - sum(item["errors"] for item in inputs)
+    records_in = sum(item["units"] for item in inputs) + max(list_errors, 0)
+    counts = {
+        "records_in": records_in,
+        "curated": curated,
+        "rejected": rejected,
+        "rejected_by_reason": dict(sorted(rejected_by.items())),
+        "skipped": dict(sorted(skipped.items())),
+        "errors": errors,
+        "errors_by_reason": dict(sorted(errors_by.items())),
+    }
+    manifest = {
+        "schema_version": schemas.SCHEMA_VERSION,
+        "pipeline_version": schemas.package_version(),
+        "inputs": [{"path": i["path"], "size": i["size"], "sha256": i["sha256"], "records_read": i["records"],
+                    "documents": i["documents"], "errors": i["errors"], "skipped": i["skipped"],
+                    "notes": i["notes"]} for i in inputs],
+        "options": options,
+        "versions": _versions(),
+        "counts": counts,
+        "balanced": records_in == curated + rejected + sum(skipped.values()) + errors,
+        "metrics": dict(sorted((metrics or {}).items())),
+        "shards": {"curated": _relative(output, curated_paths), "rejected": _relative(output, rejected_paths),
+                   "errors": _relative(output, error_paths)},
+    }
+    if extra:
+        manifest.update(extra)
+    return manifest
+
+
+def _relative(output: str, paths: list[str]) -> list[str]:
+    prefix = output.rstrip("/") + "/"
+    return [p[len(prefix):] if p.startswith(prefix) else p for p in paths]
+
+
+def check_balance(manifest: dict) -> None:
+    c = manifest["counts"]
+    total = c["curated"] + c["rejected"] + sum(c["skipped"].values()) + c["errors"]
+    if c["records_in"] != total:
+        raise UnbalancedRun(
+            f"records_in={c['records_in']} but curated+rejected+skipped+errors={total} "
+            f"(curated={c['curated']}, rejected={c['rejected']}, skipped={sum(c['skipped'].values())}, "
+            f"errors={c['errors']}): records were lost or duplicated")
+
+
+def write_manifest(output: str, manifest: dict) -> str:
+    path = join(output, MANIFEST)
+    with FileSystems.create(path) as fh:
+        fh.write(json.dumps(manifest, indent=2, sort_keys=False, default=str).encode())
+    return path

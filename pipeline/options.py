@@ -1,0 +1,185 @@
+"""Options of `lowbg curate`: our own flags, parsed here; everything else is handed to Beam's PipelineOptions.
+
+The parser is the single source of truth for the CLI, the Dataflow Flex Template's metadata.json (checked
+against it in a test) and the manifest's record of the options a run used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from dataclasses import dataclass
+
+DEFAULT_CUTOFF = "2022-11-30T00:00:00Z"  # ChatGPT's public release
+
+
+def parse_utc(value: str) -> dt.datetime:
+    """Parse an ISO-8601 time; a naive value is taken as UTC."""
+    text = value.strip().replace("Z", "+00:00")
+    parsed = dt.datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed.astimezone(dt.timezone.utc)
+
+
+def _cutoff(value: str) -> dt.datetime:
+    try:
+        return parse_utc(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {value!r}") from exc
+
+
+def _fraction(value: str) -> float:
+    x = float(value)
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within [0, 1]: {value}")
+    return x
+
+
+def _positive_int(value: str) -> int:
+    x = int(value)
+    if x <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {value}")
+    return x
+
+
+def _band(value: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value.split(","))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH: {value!r}") from exc
+    if low > high:
+        raise argparse.ArgumentTypeError(f"LOW > HIGH in {value!r}")
+    return low, high
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def build_curate_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lowbg curate",
+        description="Curate human-written documents from WARC/WET files into Parquet shards with provenance. "
+        "Unrecognised flags (--runner, --direct_num_workers, --project, ...) are passed to Beam.",
+    )
+    io = p.add_argument_group("input and output")
+    io.add_argument("--input", action="append", default=[], metavar="PATTERN",
+                    help="WARC/WET/ARC file pattern (local, gs://, s3://...); repeatable")
+    io.add_argument("--input-list", action="append", default=[], metavar="PATHS_FILE",
+                    help="a Common Crawl path list (e.g. warc.paths.gz), one path per line; repeatable")
+    io.add_argument("--input-base", default="", metavar="PREFIX",
+                    help="prefix for relative paths in --input-list (e.g. s3://commoncrawl/ or a local mirror)")
+    io.add_argument("--max-files", type=_positive_int, default=None, help="read at most this many input files")
+    io.add_argument("--sample-files", type=_fraction, default=None, metavar="FRACTION",
+                    help="read a deterministic sample (by path hash) of this fraction of the input files")
+    io.add_argument("--output", required=True, metavar="DIR", help="output folder (local or a Beam filesystem)")
+    io.add_argument("--shard-size", type=_positive_int, default=50_000, metavar="ROWS",
+                    help="at most this many rows per Parquet shard")
+    io.add_argument("--num-buckets", type=_positive_int, default=None,
+                    help="output buckets per shard kind (default: one per input file, at most 1024)")
+    io.add_argument("--max-payload-bytes", type=_positive_int, default=8 * 1024 * 1024,
+                    help="larger payloads (after HTTP decoding) are rejected as payload_too_large")
+    io.add_argument("--processed-at", type=_cutoff, default=None,
+                    help="processing timestamp written on every row (default: now); set it for reproducible output")
+    io.add_argument("--overwrite", action="store_true", help="replace an existing output folder's shards")
+
+    prov = p.add_argument_group("provenance")
+    prov.add_argument("--cutoff", type=_cutoff, default=_cutoff(DEFAULT_CUTOFF),
+                      help=f"capture-time cutoff (default {DEFAULT_CUTOFF}, ChatGPT's release)")
+
+    lang = p.add_argument_group("language and quality")
+    lang.add_argument("--languages", type=_csv, default=None, metavar="en,de,...",
+                      help="keep only these languages (default: all)")
+    lang.add_argument("--min-language-score", type=float, default=0.65)
+    lang.add_argument("--language-model", default=None, metavar="PATH",
+                      help="fastText language-ID model (default: the bundled lid.176.ftz)")
+    lang.add_argument("--min-words", type=int, default=None, help="reject documents with fewer words")
+    lang.add_argument("--quality-preset", choices=["none", "gopher"], default="none",
+                      help="a named set of quality rules (gopher: Rae et al. 2021)")
+
+    dedup = p.add_argument_group("dedup")
+    dedup.add_argument("--dedup", choices=["none", "exact", "near"], default="near",
+                       help="near implies exact first")
+    dedup.add_argument("--minhash-num-perm", type=_positive_int, default=128)
+    dedup.add_argument("--minhash-threshold", type=_fraction, default=0.8)
+    dedup.add_argument("--minhash-ngram", type=_positive_int, default=5)
+    dedup.add_argument("--reference-index", default=None, metavar="INDEX",
+                       help="band-key index of a pre-cutoff corpus (lowbg index build)")
+
+    det = p.add_argument_group("AI-text detection")
+    det.add_argument("--detectors", type=_csv, default=["fasttext"], metavar="NAME[,NAME]",
+                     help="detectors in cascade order (fasttext, binoculars, fast-detectgpt, likelihood, ...); "
+                     "'none' to skip scoring")
+    det.add_argument("--cascade-band", type=_band, default=None, metavar="LOW,HIGH",
+                     help="send to the next detector only documents whose cheap score is within [LOW, HIGH]")
+    det.add_argument("--score-pre-cutoff", type=_fraction, default=None, metavar="FRACTION",
+                     help="also score this fraction of pre-cutoff documents with the expensive detectors")
+    det.add_argument("--target-fpr", type=_fraction, default=0.01)
+    det.add_argument("--thresholds", default=None, metavar="FILE", help="thresholds JSON from lowbg detect calibrate")
+    det.add_argument("--min-calibration-docs", type=_positive_int, default=200,
+                     help="fewer pre-cutoff documents than this: fall back to --thresholds or the published default")
+    det.add_argument("--on-uncertain", choices=["keep", "reject"], default="keep",
+                     help="what to do with documents that have no usable score")
+    det.add_argument("--fasttext-model", default=None, metavar="PATH", help="default: the bundled detector")
+    det.add_argument("--observer", default=None, metavar="PATH_OR_ID", help="Binoculars observer model")
+    det.add_argument("--performer", default=None, metavar="PATH_OR_ID", help="Binoculars performer model")
+    det.add_argument("--scoring-model", default=None, metavar="PATH_OR_ID", help="Fast-DetectGPT scoring model")
+    det.add_argument("--reference-model", default=None, metavar="PATH_OR_ID", help="Fast-DetectGPT reference model")
+    det.add_argument("--lm", default=None, metavar="PATH_OR_ID", help="model of likelihood/logrank/entropy/lrr")
+    det.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    det.add_argument("--max-tokens", type=_positive_int, default=8192, help="token budget per LM batch")
+    det.add_argument("--min-batch-size", type=_positive_int, default=1)
+    det.add_argument("--max-batch-size", type=_positive_int, default=64)
+    det.add_argument("--large-model", action="store_true",
+                     help="share one model per machine across worker processes (Beam large_model)")
+    det.add_argument("--gpu-resource-hint", default=None, metavar="HINT",
+                     help="Dataflow accelerator resource hint on the scoring step only, e.g. "
+                     "'type:nvidia-l4;count:1;install-nvidia-driver'")
+    return p
+
+
+@dataclass(frozen=True)
+class CurateArgs:
+    """Parsed `lowbg curate` options plus the Beam flags left over."""
+
+    ns: argparse.Namespace
+    beam_args: list[str]
+
+    def __getattr__(self, name: str):
+        return getattr(self.ns, name)
+
+    def as_manifest(self) -> dict:
+        out = {}
+        for key, value in sorted(vars(self.ns).items()):
+            out[key] = value.isoformat() if isinstance(value, dt.datetime) else value
+        out["beam_args"] = list(self.beam_args)
+        return out
+
+
+def parse_curate_args(argv: list[str]) -> CurateArgs:
+    parser = build_curate_parser()
+    ns, beam_args = parser.parse_known_args(argv)
+    if not ns.input and not ns.input_list:
+        parser.error("give at least one --input or --input-list")
+    if ns.detectors == ["none"]:
+        ns.detectors = []
+    check_runner_options(beam_args, ns, parser)
+    return CurateArgs(ns, beam_args)
+
+
+def check_runner_options(beam_args: list[str], ns: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse option sets that cannot work, before any work starts."""
+    joined = " ".join(beam_args)
+    runner = ""
+    for i, arg in enumerate(beam_args):
+        if arg.startswith("--runner="):
+            runner = arg.split("=", 1)[1]
+        elif arg == "--runner" and i + 1 < len(beam_args):
+            runner = beam_args[i + 1]
+    is_direct = runner in ("", "DirectRunner", "direct", "FnApiRunner", "BundleBasedDirectRunner")
+    if not is_direct and ("--direct_num_workers" in joined or "--direct_running_mode" in joined):
+        parser.error(f"--direct_num_workers/--direct_running_mode only apply to the DirectRunner, not {runner}")
+    if ns.gpu_resource_hint and "worker_accelerator" in joined:
+        parser.error("give either --gpu-resource-hint (scoring step only) or "
+                     "--dataflow_service_options=worker_accelerator=... (every worker), not both")
