@@ -29,7 +29,7 @@ class Crawl:
 
 
 def _utc(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
 
 
 @functools.cache
@@ -69,7 +69,7 @@ def crawl_from_path(path: str) -> tuple[Crawl | None, str | None]:
     name = path.rsplit("/", 1)[-1]
     match = _CC_FILE_NAME.search(name)
     if match:
-        stamp = dt.datetime.strptime(match.group(1), "%Y%m%d%H%M%S").replace(tzinfo=dt.timezone.utc)
+        stamp = dt.datetime.strptime(match.group(1), "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
         crawl = crawl_containing(stamp)
         if crawl:
             return crawl, "file_name"

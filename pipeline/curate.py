@@ -87,7 +87,9 @@ def build(pipeline: beam.Pipeline, args: CurateArgs, processed_at: dt.datetime, 
     error_branches = [read["errors"], extracted["errors"], stepped[ERRORS_TAG]]
 
     curated, rejected = documents | "SplitDecision" >> beam.Partition(lambda doc, _: int(doc.rejected), 2)
-    errors = error_branches | "AllErrors" >> beam.Flatten()
+    errors = (error_branches
+              | "AllErrors" >> beam.Flatten()
+              | "StampErrors" >> beam.Map(_stamp_error, processed_at, version))
     output = args.output
     _ = curated | "CountCurated" >> beam.Map(_count_curated)
     _ = curated | "WriteCurated" >> WriteShards(output, "curated", num_buckets, args.shard_size)
@@ -96,6 +98,13 @@ def build(pipeline: beam.Pipeline, args: CurateArgs, processed_at: dt.datetime, 
     _ = (read["inputs"]
          | "CollectInputs" >> beam.combiners.ToList()
          | "WriteInputs" >> beam.Map(_write_inputs, output))
+
+
+def _stamp_error(error, processed_at: dt.datetime, version: str):
+    """Errors are raised in many places; the run's timestamp and version are put on them in one."""
+    error.processed_at = error.processed_at or processed_at
+    error.pipeline_version = error.pipeline_version or version
+    return error
 
 
 def _count_curated(doc) -> None:
@@ -141,13 +150,19 @@ def run_curate(argv: list[str]) -> dict:
 
 def summary(manifest: dict) -> str:
     c = manifest["counts"]
-    lines = [f"records in     {c['records_in']:>8}",
-             f"curated        {c['curated']:>8}",
-             f"rejected       {c['rejected']:>8}  " + ", ".join(f"{k}={v}" for k, v in c["rejected_by_reason"].items()),
-             f"skipped        {sum(c['skipped'].values()):>8}  " + ", ".join(f"{k}={v}" for k, v in c["skipped"].items()),
-             f"errors         {c['errors']:>8}  " + ", ".join(f"{k}={v}" for k, v in c["errors_by_reason"].items()),
-             f"balanced       {'yes' if manifest['balanced'] else 'NO'}"]
-    return "\n".join(lines)
+
+    def line(label: str, total: int, parts: dict | None = None) -> str:
+        detail = ", ".join(f"{k}={v}" for k, v in (parts or {}).items())
+        return f"{label:<14} {total:>8}  {detail}".rstrip()
+
+    return "\n".join([
+        line("records in", c["records_in"]),
+        line("curated", c["curated"]),
+        line("rejected", c["rejected"], c["rejected_by_reason"]),
+        line("skipped", sum(c["skipped"].values()), c["skipped"]),
+        line("errors", c["errors"], c["errors_by_reason"]),
+        f"balanced       {'yes' if manifest['balanced'] else 'NO'}",
+    ])
 
 
 def main(argv: list[str]) -> int:

@@ -37,7 +37,7 @@ ERROR_SCORING = "scoring_failed"
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass

@@ -18,8 +18,8 @@ def parse_utc(value: str) -> dt.datetime:
     text = value.strip().replace("Z", "+00:00")
     parsed = dt.datetime.fromisoformat(text)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
 
 
 def _cutoff(value: str) -> dt.datetime:

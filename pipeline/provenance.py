@@ -26,7 +26,7 @@ RULE_NO_CAPTURE_TIME = "no_capture_time"
 _W3C_DTF = re.compile(
     r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2}))?)?)?$"
 )
-_EARLIEST_PLAUSIBLE = dt.datetime(1991, 1, 1, tzinfo=dt.timezone.utc)  # the first web page
+_EARLIEST_PLAUSIBLE = dt.datetime(1991, 1, 1, tzinfo=dt.UTC)  # the first web page
 
 
 class DateError(ValueError):
@@ -52,8 +52,8 @@ def parse_warc_date(raw: str | None, now: dt.datetime | None = None) -> dt.datet
         sign = -1 if tz[0] == "-" else 1
         digits = tz[1:].replace(":", "")
         offset = sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    value = (value - offset).replace(tzinfo=dt.timezone.utc)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    value = (value - offset).replace(tzinfo=dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     if not _EARLIEST_PLAUSIBLE <= value <= now + dt.timedelta(days=1):
         raise DateError(f"WARC-Date implausible: {text!r}")
     return value
@@ -70,8 +70,8 @@ def parse_http_date(raw: str | None) -> dt.datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 def classify(warc_date: dt.datetime | None, date_error: str | None, crawl: Crawl | None,

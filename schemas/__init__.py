@@ -151,7 +151,6 @@ def table_from_rows(rows: list[dict], kind: str) -> pa.Table:
 
 def validate_table(table: pa.Table, kind: str) -> None:
     """Raise :class:`SchemaMismatch` unless ``table`` has exactly the columns, types and version of ``kind``."""
-    expected = schema_for(kind)
     meta = table.schema.metadata or {}
     version = meta.get(SCHEMA_VERSION_KEY)
     if version is None:
@@ -161,6 +160,7 @@ def validate_table(table: pa.Table, kind: str) -> None:
     found_kind = meta.get(SCHEMA_KIND_KEY, b"").decode()
     if found_kind != kind:
         raise SchemaMismatch(f"shard is of kind {found_kind!r}, expected {kind!r}")
+    expected = schema_for(kind)
     if table.schema.names != expected.names:
         raise SchemaMismatch(f"columns differ from the {kind} schema: {table.schema.names} != {expected.names}")
     for got, want in zip(table.schema, expected):

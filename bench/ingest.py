@@ -1,0 +1,155 @@
+"""Ingest benchmark: pipeline documents/s over a plain warcio + extraction loop on the same files, in one run.
+
+The corpus is built from the real HTML pages of the bundled fixtures (CC-MAIN-2020-34 and a 2008 Internet
+Archive crawl): each record is one of those pages with its text nodes' words reshuffled and a new URL, so sizes,
+markup and charsets stay realistic while no two documents are equal. Written as several per-record-gzip WARC
+files so that multi-worker runs have files to share.
+
+    python bench/ingest.py [--records 20000] [--files 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from warcio.archiveiterator import ArchiveIterator
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.extract import decode, html_to_text, media_type  # noqa: E402
+from pipeline.warc_reader import WarcFileReader, WarcRecord  # noqa: E402
+
+FIXTURES = [ROOT / "tests/data/warc/cc-main-2020-34.warc.gz", ROOT / "tests/data/warc/ia-2008-heritrix.warc.gz"]
+_TEXT_NODE = re.compile(rb">([^<>]{20,})<")
+
+
+def real_pages() -> list[bytes]:
+    pages = []
+    for path in FIXTURES:
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                if record.rec_type != "response" or not record.http_headers:
+                    continue
+                if "html" not in (record.http_headers.get_header("Content-Type") or ""):
+                    continue
+                body = record.content_stream().read()
+                if len(body) > 2000:
+                    pages.append(body)
+    return pages
+
+
+def vary(page: bytes, rng: random.Random) -> bytes:
+    def shuffle(match: re.Match) -> bytes:
+        words = match.group(1).split()
+        rng.shuffle(words)
+        return b">" + b" ".join(words) + b"<"
+    return _TEXT_NODE.sub(shuffle, page)
+
+
+def build_corpus(folder: Path, records: int, files: int, seed: int = 0) -> list[Path]:
+    rng = random.Random(seed)
+    pages = real_pages()
+    paths = [folder / f"CC-MAIN-20200808165417-20200808195417-{i:05d}.warc.gz" for i in range(files)]
+    writers = [(open(p, "wb")) for p in paths]
+    try:
+        for i in range(records):
+            fh = writers[i % files]
+            writer = WARCWriter(fh, gzip=True)
+            body = vary(rng.choice(pages), rng)
+            http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                                               ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
+            record = writer.create_warc_record(f"http://site{i % 997}.example/page/{i}", "response",
+                                               payload=io.BytesIO(body), http_headers=http,
+                                               warc_headers_dict={"WARC-Date": "2020-08-08T17:27:41Z"})
+            writer.write_record(record)
+    finally:
+        for fh in writers:
+            fh.close()
+    return paths
+
+
+def plain_loop(paths: list[Path]) -> int:
+    """The baseline: what a script would do by hand: warcio iteration and the same extraction, nothing else."""
+    documents = 0
+    for path in paths:
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                if record.rec_type != "response":
+                    continue
+                payload = record.content_stream().read()
+                mime, charset = media_type(_as_record(record))
+                text, _ = decode(payload, charset, True)
+                if html_to_text(text):
+                    documents += 1
+    return documents
+
+
+def _as_record(record) -> WarcRecord:
+    return WarcRecord(warc_file="", offset=0, record_type="response", record_id=None, target_uri=None,
+                      warc_date_raw=None, warc_content_type=None, identified_payload_type=None, payload_digest=None,
+                      warc_truncated=None, crawl_id=None, crawl_rule=None,
+                      http_content_type=record.http_headers.get_header("Content-Type"))
+
+
+def reader_only(paths: list[Path]) -> int:
+    n = 0
+    for path in paths:
+        for item in WarcFileReader(str(path), lambda p: open(p, "rb")):
+            n += isinstance(item, WarcRecord)
+    return n
+
+
+def run_pipeline(paths: list[Path], output: Path, beam_args: list[str]) -> float:
+    argv = [sys.executable, "-m", "pipeline.cli", "curate", "--output", str(output), "--overwrite",
+            "--detectors", "none", "--dedup", "none", *beam_args]
+    for p in paths:
+        argv += ["--input", str(p)]
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=20_000)
+    parser.add_argument("--files", type=int, default=4)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="lowbg-bench-ingest-"))
+    try:
+        t = time.perf_counter()
+        paths = build_corpus(work, args.records, args.files)
+        size = sum(p.stat().st_size for p in paths)
+        print(f"corpus: {args.records} HTML records in {args.files} files, {size / 1e6:.1f} MB gzip "
+              f"(built in {time.perf_counter() - t:.1f}s)")
+        t = time.perf_counter()
+        n_plain = plain_loop(paths)
+        plain_s = time.perf_counter() - t
+        baseline = n_plain / plain_s
+        print(f"plain warcio + extraction loop: {n_plain} docs in {plain_s:.1f}s = {baseline:.0f} docs/s")
+        one = run_pipeline(paths, work / "one", ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+        print(f"pipeline, DirectRunner 1 worker: {n_plain / one:.0f} docs/s = {n_plain / one / baseline:.2f}x "
+              f"the plain loop (target >= 0.7x), wall {one:.1f}s incl. start-up")
+        two = run_pipeline(paths, work / "two", ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+        print(f"pipeline, multi_processing 2 workers: {n_plain / two:.0f} docs/s = {n_plain / two / baseline:.2f}x "
+              f"the plain loop, {one / two:.2f}x one worker")
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
