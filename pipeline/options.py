@@ -91,7 +91,8 @@ def build_curate_parser() -> argparse.ArgumentParser:
     lang = p.add_argument_group("language and quality")
     lang.add_argument("--languages", type=_csv, default=None, metavar="en,de,...",
                       help="keep only these languages (default: all)")
-    lang.add_argument("--min-language-score", type=float, default=0.65)
+    lang.add_argument("--min-language-score", type=float, default=0.65,
+                      help="reject documents whose language-ID confidence is lower (FineWeb: 0.65)")
     lang.add_argument("--language-model", default=None, metavar="PATH",
                       help="fastText language-ID model (default: the bundled lid.176.ftz)")
     lang.add_argument("--min-words", type=int, default=None, help="reject documents with fewer words")
@@ -101,9 +102,10 @@ def build_curate_parser() -> argparse.ArgumentParser:
     dedup = p.add_argument_group("dedup")
     dedup.add_argument("--dedup", choices=["none", "exact", "near"], default="near",
                        help="near implies exact first")
-    dedup.add_argument("--minhash-num-perm", type=_positive_int, default=128)
-    dedup.add_argument("--minhash-threshold", type=_fraction, default=0.8)
-    dedup.add_argument("--minhash-ngram", type=_positive_int, default=5)
+    dedup.add_argument("--minhash-num-perm", type=_positive_int, default=128, help="MinHash permutations")
+    dedup.add_argument("--minhash-threshold", type=_fraction, default=0.8,
+                       help="Jaccard similarity above which two documents are near duplicates")
+    dedup.add_argument("--minhash-ngram", type=_positive_int, default=5, help="words per shingle")
     dedup.add_argument("--reference-index", default=None, metavar="INDEX",
                        help="band-key index of a pre-cutoff corpus (lowbg index build)")
 
@@ -115,7 +117,8 @@ def build_curate_parser() -> argparse.ArgumentParser:
                      help="send to the next detector only documents whose cheap score is within [LOW, HIGH]")
     det.add_argument("--score-pre-cutoff", type=_fraction, default=None, metavar="FRACTION",
                      help="also score this fraction of pre-cutoff documents with the expensive detectors")
-    det.add_argument("--target-fpr", type=_fraction, default=0.01)
+    det.add_argument("--target-fpr", type=_fraction, default=0.01,
+                     help="false-positive rate on human (pre-cutoff) text that the thresholds must hold")
     det.add_argument("--thresholds", default=None, metavar="FILE", help="thresholds JSON from lowbg detect calibrate")
     det.add_argument("--min-calibration-docs", type=_positive_int, default=200,
                      help="fewer pre-cutoff documents than this: fall back to --thresholds or the published default")
@@ -127,10 +130,12 @@ def build_curate_parser() -> argparse.ArgumentParser:
     det.add_argument("--scoring-model", default=None, metavar="PATH_OR_ID", help="Fast-DetectGPT scoring model")
     det.add_argument("--reference-model", default=None, metavar="PATH_OR_ID", help="Fast-DetectGPT reference model")
     det.add_argument("--lm", default=None, metavar="PATH_OR_ID", help="model of likelihood/logrank/entropy/lrr")
-    det.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    det.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                     help="where the LM detectors run (auto: CUDA when present, bf16 there)")
     det.add_argument("--max-tokens", type=_positive_int, default=8192, help="token budget per LM batch")
-    det.add_argument("--min-batch-size", type=_positive_int, default=1)
-    det.add_argument("--max-batch-size", type=_positive_int, default=64)
+    det.add_argument("--min-batch-size", type=_positive_int, default=1, help="RunInference min batch (documents)")
+    det.add_argument("--max-batch-size", type=_positive_int, default=64,
+                     help="RunInference max batch (documents; the LM detectors batch by --max-tokens)")
     det.add_argument("--large-model", action="store_true",
                      help="share one model per machine across worker processes (Beam large_model)")
     det.add_argument("--gpu-resource-hint", default=None, metavar="HINT",
@@ -147,6 +152,8 @@ class CurateArgs:
     beam_args: list[str]
 
     def __getattr__(self, name: str):
+        if name.startswith("__") or name in ("ns", "beam_args"):  # unpickling probes before fields exist
+            raise AttributeError(name)
         return getattr(self.ns, name)
 
     def as_manifest(self) -> dict:
