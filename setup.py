@@ -41,7 +41,9 @@ setup(
     extras_require={
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
         "aws": ["apache-beam[aws]>=2.77,<2.78"],
-        "dev": ["pytest>=8,<10", "pytest-timeout>=2.3,<3", "ruff>=0.6"],
+        "dev": ["pytest>=8,<10", "pytest-timeout>=2.3,<3", "ruff>=0.6",
+                # transformers.Trainer (the baseline of bench/collapse.py) needs accelerate
+                "accelerate>=1.1,<2"],
     },
     entry_points={"console_scripts": ["lowbg=pipeline.cli:main"]},
     classifiers=["Programming Language :: Python :: 3.11", "License :: OSI Approved :: Apache Software License"],

@@ -1,0 +1,35 @@
+"""Collapse harness: is this data safe to train on, generation after generation?
+
+Reproduces the protocol of Shumailov et al. (Nature 2024): train a model on the data, sample a corpus of the same
+size from it, train the next model on that, and measure what the models forget. A plain library plus CLI
+(`lowbg collapse run | compare | report`); it reads Parquet with a `text` column and never imports Beam.
+"""
+
+from collapse.data import Corpus, CorpusError, load_corpus, resolve_shards, split_corpus
+from collapse.loop import Generation, evolve
+from collapse.models.base import EmptyTrainingData, LanguageModel, LogProb, NonFiniteLoss, SamplingOptions
+from collapse.models.ngram import NGramModel
+from collapse.protocol import ConfigMismatch, RunConfig, collect_metrics, run
+from collapse.regimes import REGIMES, Regime
+
+__all__ = [
+    "REGIMES",
+    "ConfigMismatch",
+    "Corpus",
+    "CorpusError",
+    "EmptyTrainingData",
+    "Generation",
+    "LanguageModel",
+    "LogProb",
+    "NGramModel",
+    "NonFiniteLoss",
+    "Regime",
+    "RunConfig",
+    "SamplingOptions",
+    "collect_metrics",
+    "evolve",
+    "load_corpus",
+    "resolve_shards",
+    "run",
+    "split_corpus",
+]

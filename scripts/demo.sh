@@ -28,9 +28,8 @@ for name, t in (manifest.get("thresholds") or {}).items():
     print(f"threshold {name}: {t}")
 print(f"shards: {out}/curated, {out}/rejected, {out}/errors; manifest: {out}/manifest.json")
 PYEOF
-if "$PY" -c "import collapse.cli" 2>/dev/null; then
-  echo
-  echo "== lowbg collapse run: 3 generations of an n-gram model on the curated shards (replace regime)"
-  "$PY" -m pipeline.cli collapse run --shards "$OUT/curated" --model ngram --regime replace \
-    --generations 3 --seeds 2 --output "$OUT/collapse" --overwrite
-fi
+echo
+echo "== lowbg collapse run: 3 generations of an n-gram model on the curated shards (replace regime)"
+rm -rf "$OUT/collapse"  # a collapse run resumes in its folder; these shards are new
+"$PY" -m pipeline.cli collapse run --shards "$OUT/curated" --model ngram --regime replace \
+    --generations 3 --seeds 2 --output "$OUT/collapse"
