@@ -7,7 +7,8 @@ VERSION = "0.1.0"
 setup(
     name="lowbackground",
     version=VERSION,
-    description="Curate human-written web text from Common Crawl: provenance, dedup, AI-text detection, collapse tests.",
+    description="Curate human-written web text from Common Crawl: provenance, dedup, AI-text detection, "
+                "model-collapse tests.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.13",

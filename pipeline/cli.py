@@ -10,6 +10,7 @@ commands:
   curate     run the curation pipeline on WARC/WET files (Beam)
   decide     re-split scored shards under a new policy, without re-scoring
   index      build a reference band-key index of a pre-cutoff corpus
+  manifest   write (and check) the manifest of a run that finished elsewhere
   detect     score, evaluate, calibrate AI-text detectors
   collapse   generational retraining experiments on curated shards
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.curate import main as run
     elif command == "decide":
         from pipeline.decide import main as run
+    elif command == "manifest":
+        from pipeline.curate import manifest_main as run
     elif command == "index":
         from pipeline.dedup.reference import index_main as run
     elif command == "detect":

@@ -22,6 +22,7 @@ from apache_beam.metrics import Metrics
 
 from pipeline.document import ERROR_OPEN, ERROR_PARSE, Document, ErrorRecord
 from pipeline.extract import record_to_document
+from pipeline.manifest import LIST_STAGE
 from pipeline.steps import ERRORS_TAG, NAMESPACE, error_counter
 from pipeline.warc_reader import InputStats, Skipped, WarcFileReader, WarcRecord
 
@@ -75,12 +76,12 @@ class _ExpandPattern(beam.DoFn):
         except Exception as exc:  # bad scheme, missing bucket, permission: report, keep the job alive
             error_counter(ERROR_OPEN).inc()
             yield beam.pvalue.TaggedOutput(ERRORS_TAG, ErrorRecord.from_exception(
-                exc, warc_file=pattern, stage="list", reason=ERROR_OPEN))
+                exc, warc_file=pattern, stage=LIST_STAGE, reason=ERROR_OPEN))
             return
         if not matches:
             error_counter(ERROR_OPEN).inc()
             yield beam.pvalue.TaggedOutput(ERRORS_TAG, ErrorRecord(
-                warc_file=pattern, stage="list", reason=ERROR_OPEN, message="pattern matched no file"))
+                warc_file=pattern, stage=LIST_STAGE, reason=ERROR_OPEN, message="pattern matched no file"))
             return
         for meta in sorted(matches, key=lambda m: m.path):
             if in_sample(meta.path, self.sample_fraction):

@@ -19,6 +19,7 @@ import schemas
 from pipeline.sinks import TMP_PREFIX, join
 
 MANIFEST = "manifest.json"
+LIST_STAGE = "list"
 INPUTS_FILE = "_inputs.jsonl"
 
 
@@ -32,16 +33,19 @@ def list_shards(output: str, kind: str) -> list[str]:
     return sorted(m.path for m in found if TMP_PREFIX not in m.path)
 
 
-def count_shards(output: str, kind: str) -> tuple[int, Counter, list[str]]:
-    """(rows, rows by reason, shard paths) of one kind, read from the Parquet files (reason column only)."""
-    total, reasons, paths = 0, Counter(), list_shards(output, kind)
+def count_shards(output: str, kind: str) -> tuple[int, Counter, Counter, list[str]]:
+    """(rows, rows by reason, error rows by stage, shard paths) of one kind, from the Parquet files' columns."""
+    total, reasons, stages, paths = 0, Counter(), Counter(), list_shards(output, kind)
+    columns = {"curated": [], "rejected": ["reason"], "errors": ["reason", "stage"]}[kind]
     for path in paths:
         with FileSystems.open(path) as fh:
-            table = pq.read_table(fh, columns=["reason"] if kind != "curated" else [])
+            table = pq.read_table(fh, columns=columns)
         total += table.num_rows
-        if kind != "curated":
+        if "reason" in columns:
             reasons.update(table.column("reason").to_pylist())
-    return total, reasons, paths
+        if "stage" in columns:
+            stages.update(table.column("stage").to_pylist())
+    return total, reasons, stages, paths
 
 
 def read_inputs(output: str) -> list[dict]:
@@ -64,15 +68,14 @@ def _versions() -> dict:
 
 def build_manifest(output: str, options: dict, metrics: dict[str, int] | None, extra: dict | None = None) -> dict:
     inputs = read_inputs(output)
-    curated, _, curated_paths = count_shards(output, "curated")
-    rejected, rejected_by, rejected_paths = count_shards(output, "rejected")
-    errors, errors_by, error_paths = count_shards(output, "errors")
+    curated, _, _, curated_paths = count_shards(output, "curated")
+    rejected, rejected_by, _, rejected_paths = count_shards(output, "rejected")
+    errors, errors_by, error_stages, error_paths = count_shards(output, "errors")
     skipped = Counter()
     for item in inputs:
         skipped.update(item["skipped"])
-    # Errors from listing (a pattern that matched nothing) have no file stats; each is one unit of input.
-    list_errors = errors - sum(item["errors"] for item in inputs)
-    records_in = sum(item["units"] for item in inputs) + max(list_errors, 0)
+    # A pattern that matched nothing (or could not be listed) has no file stats: each is one unit of input.
+    records_in = sum(item["units"] for item in inputs) + error_stages.get(LIST_STAGE, 0)
     counts = {
         "records_in": records_in,
         "curated": curated,

@@ -93,6 +93,8 @@ def build_curate_parser() -> argparse.ArgumentParser:
                       help="keep only these languages (default: all)")
     lang.add_argument("--min-language-score", type=float, default=0.65,
                       help="reject documents whose language-ID confidence is lower (FineWeb: 0.65)")
+    lang.add_argument("--skip-language-id", action="store_true",
+                      help="do not run language ID (language stays null; --languages cannot be used)")
     lang.add_argument("--language-model", default=None, metavar="PATH",
                       help="fastText language-ID model (default: the bundled lid.176.ftz)")
     lang.add_argument("--min-words", type=int, default=None, help="reject documents with fewer words")
@@ -171,6 +173,8 @@ def parse_curate_args(argv: list[str]) -> CurateArgs:
         parser.error("give at least one --input or --input-list")
     if ns.detectors == ["none"]:
         ns.detectors = []
+    if ns.skip_language_id and ns.languages:
+        parser.error("--languages needs language ID: drop --skip-language-id")
     check_runner_options(beam_args, ns, parser)
     return CurateArgs(ns, beam_args)
 

@@ -61,18 +61,20 @@ def _warc(records: list[tuple[str, bytes, str]]) -> bytes:
 
 
 def test_large_payloads_are_read_or_rejected_by_size_not_crashing(tmp_path):
-    big = b"<html><body><p>" + b"word " * 300_000 + b"</p></body></html>"  # 1.5 MB
+    sentence = b"The committee met on Tuesday to discuss the budget for the new library building. "
+    big = b"<html><body><p>" + sentence * 20_000 + b"</p></body></html>"  # 1.6 MB
     huge = b"<html><body>" + b"x" * 3_000_000 + b"</body></html>"
     path = tmp_path / "big.warc.gz"
     path.write_bytes(_warc([("http://a.example/", big, "2021-01-01T00:00:00Z"),
                             ("http://b.example/", huge, "2021-01-01T00:00:00Z"),
-                            ("http://c.example/", b"<p>small page</p>", "2021-01-01T00:00:00Z")]))
+                            ("http://c.example/", b"<p>A small page about the weather in the city today.</p>",
+                             "2021-01-01T00:00:00Z")]))
     out = tmp_path / "out"
-    manifest = curate(out, str(path), extra=("--max-payload-bytes", str(2_000_000)))
+    manifest = curate(out, str(path), extra=("--max-payload-bytes", str(2_000_000), "--dedup", "none"))
     curated = {r["url"]: r for r in read_kind(out, "curated").to_pylist()}
     rejected = {r["url"]: r for r in read_kind(out, "rejected").to_pylist()}
     assert curated["http://a.example/"]["payload_length"] == len(big)
-    assert len(curated["http://a.example/"]["text"].split()) == 300_000
+    assert len(curated["http://a.example/"]["text"].split()) == 14 * 20_000
     assert rejected["http://b.example/"]["reason"] == "payload_too_large"
     assert rejected["http://b.example/"]["payload_length"] == len(huge)
     assert "http://c.example/" in curated
@@ -93,7 +95,7 @@ def test_input_list_with_base_and_missing_files(tmp_path):
     errors = read_kind(out, "errors").to_pylist()
     assert [(e["reason"], e["warc_file"].rsplit("/", 1)[-1]) for e in errors] == [("open_failed",
                                                                                   "no-such-file.warc.gz")]
-    crawls = Counter(r["crawl_id"] for r in read_kind(out, "curated").to_pylist())
+    crawls = Counter(r["crawl_id"] for kind in ("curated", "rejected") for r in read_kind(out, kind).to_pylist())
     assert set(crawls) == {"CC-MAIN-2020-34", "CC-MAIN-2024-22"}
 
     bounded = tmp_path / "bounded"

@@ -1,0 +1,410 @@
+"""Provenance-aware exact and near dedup, and reference matching, as Beam transforms.
+
+Contract (what the pipeline builder relies on)::
+
+    docs | "Dedup" >> Dedup.from_options(args)       # or ExactDedup(), NearDedup(...), ReferenceMatch(index)
+
+* In: PCollection[Document]. Out: PCollection[Document], every input document exactly once.
+* Documents already rejected (``doc.reason`` set) pass through untouched and are not considered.
+* Kept documents get ``text_hash``. Each cluster of copies (exact: same normalised text; near: connected by
+  MinHash-LSH candidate pairs whose estimated Jaccard is >= threshold) keeps ONE survivor, the earliest capture
+  (missing capture times last, ties by lowest id). The others are rejected ``duplicate_exact`` (same text hash
+  as the survivor) or ``duplicate_near`` with ``duplicate_of`` = the survivor's id (the kept one, also for
+  exact copies of a document that lost near dedup).
+* Every kept document that went through dedup gets ``dup_cluster_size`` (copies in this run, itself included;
+  1 when alone), ``first_seen`` (earliest capture in its cluster or matching reference document),
+  ``content_provenance`` (``pre_cutoff`` if any copy is pre-cutoff evidence or a reference document matched,
+  otherwise its own provenance) and ``content_provenance_source`` (``self``, ``cluster`` or ``reference``).
+  With ``--dedup none`` and no reference index, no shuffle runs: documents get first_seen/content_provenance
+  from themselves (source ``self``) and ``dup_cluster_size`` stays null.
+* Options read by :meth:`Dedup.from_options`: ``dedup`` (none|exact|near; near runs exact first),
+  ``minhash_num_perm``, ``minhash_threshold``, ``minhash_ngram``, ``reference_index``. A reference index built
+  with other MinHash parameters is refused when the transform is constructed (before any work).
+* Counters in namespace ``lowbackground``: ``rejected_duplicate_exact``, ``rejected_duplicate_near``,
+  ``dedup_kept``, ``dedup_clusters`` (kept documents with copies), ``dedup_no_shingles`` (text shorter than one
+  shingle: exact dedup only), ``dedup_empty_text`` (nothing left after normalisation: not deduplicated),
+  ``dedup_near_candidates`` / ``dedup_near_verified`` (bucket pairs before/after the Jaccard check),
+  ``dedup_reference_matches``, ``dedup_components_unconverged``, ``dedup_id_collisions``.
+
+How: documents never go through a shuffle keyed by content. A light :class:`~pipeline.dedup.cluster.Node`
+per document does: exact clusters (GroupByKey on text hash) -> one representative each -> band keys ->
+GroupByKey on band keys (every bucket member linked to the bucket's smallest id after a Jaccard check; the
+reference index's band rows join the same groups) -> connected components -> survivor per component ->
+decisions fanned out to exact copies -> one CoGroupByKey by document id puts decisions on documents. Every
+grouped iterable that can be large (a text hash, a bucket, a component, a representative's copies) is
+streamed twice (summary first, then output), never collected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from pipeline.dedup import components
+from pipeline.dedup.cluster import KEEP, PRE_CUTOFF, ClusterSummary, Node, apply_decision, is_pre_cutoff, node_of
+from pipeline.dedup.minhash import MinHasher, band_keys, optimal_bands
+from pipeline.dedup.normalize import fold, text_hash
+from pipeline.document import REASON_DUPLICATE_EXACT, REASON_DUPLICATE_NEAR, Document
+from pipeline.steps import NAMESPACE, reject_counter
+
+DEFAULT_NUM_PERM = 128
+DEFAULT_THRESHOLD = 0.8
+DEFAULT_NGRAM = 5
+FINGERPRINT_BATCH = 512  # documents per vectorised MinHash call (larger batches amortise numpy call overhead)
+
+
+def _counter(name: str):
+    return Metrics.counter(NAMESPACE, name)
+
+
+class _Fingerprint(beam.DoFn):
+    """A batch of kept documents -> one Node each (text hash; MinHash signature when ``hasher`` is set)."""
+
+    def __init__(self, hasher: MinHasher | None):
+        self.hasher = hasher
+        self.no_shingles = _counter("dedup_no_shingles")
+        self.empty = _counter("dedup_empty_text")
+
+    def process(self, docs: list[Document]):
+        folded = [fold(d.text or "") for d in docs]  # once, for both the hash and the shingles
+        hashes = [text_hash(f, folded=True) for f in folded]
+        by_hash: dict[str, bytes | None] = {}
+        if self.hasher is not None:
+            # One signature per distinct text in the batch: boilerplate repeats, and equal hashes mean equal
+            # normalised text, hence equal shingles.
+            first = {h: f for f, h in zip(folded, hashes) if h}
+            values, ok = self.hasher.signatures(list(first.values()), folded=True)
+            by_hash = {h: values[i].astype("<u4").tobytes() if ok[i] else None for i, h in enumerate(first)}
+        sigs = [by_hash.get(h) for h in hashes]
+        for doc, h, sig in zip(docs, hashes, sigs):
+            if not h:
+                self.empty.inc()
+            elif self.hasher is not None and sig is None:
+                self.no_shingles.inc()
+            yield node_of(doc, h, sig)
+
+
+@beam.typehints.with_output_types(Any)  # mixes tagged outputs: Beam's inference would reject
+class _ResolveExact(beam.DoFn):
+    """(text_hash, nodes) -> the cluster's representative node; tagged 'copies': (rep id, (id, hash))."""
+
+    COPIES = "copies"
+
+    def process(self, element):
+        _, nodes = element
+        summary = ClusterSummary.of(nodes)  # pass 1
+        rep = summary.as_node()
+        yield rep
+        if summary.count > 1:
+            skipped = False
+            for n in nodes:  # pass 2: everyone but the representative
+                if not skipped and n.id == rep.id:
+                    skipped = True
+                    continue
+                yield beam.pvalue.TaggedOutput(self.COPIES, (rep.id, (n.id, n.text_hash)))
+
+
+def _decide_exact(element):
+    """(text_hash, nodes) -> (id, decision) for each, when exact dedup is the last word (no near, no reference)."""
+    _, nodes = element
+    decision = ClusterSummary.of(nodes).decision()  # pass 1
+    for n in nodes:  # pass 2
+        yield n.id, decision.for_member(n.id, n.text_hash)
+
+
+def _band_records(node: Node, bands: int, rows: int):
+    if node.sig is None:
+        return
+    sig = np.frombuffer(node.sig, dtype="<u4")
+    for key in band_keys(sig, bands, rows):
+        yield key, ("d", node.id, node.sig)
+
+
+@beam.typehints.with_output_types(Any)  # mixes tagged outputs: Beam's inference would reject
+class _Buckets(beam.DoFn):
+    """(band key, members) -> near edges (member, bucket's smallest id) that pass the Jaccard check, and
+    tagged 'ref': (reference id, (doc id, signature)) candidates when the index has this band key."""
+
+    REF = "ref"
+
+    def __init__(self, threshold: float, near: bool):
+        self.threshold = threshold
+        self.near = near
+        self.candidates = _counter("dedup_near_candidates")
+        self.verified = _counter("dedup_near_verified")
+
+    def process(self, element):
+        _, values = element
+        anchor_id = anchor_sig = None
+        ref = None
+        docs = 0
+        for v in values:  # pass 1: the smallest document id, and the reference entry if any
+            if v[0] == "d":
+                docs += 1
+                if anchor_id is None or v[1] < anchor_id:
+                    anchor_id, anchor_sig = v[1], v[2]
+            elif ref is None or (v[2], v[1]) < (ref[2], ref[1]):
+                ref = v
+        if docs == 0 or (docs == 1 and ref is None):
+            return
+        anchor = np.frombuffer(anchor_sig, dtype="<u4") if self.near and docs > 1 else None
+        for v in values:  # pass 2
+            if v[0] != "d":
+                continue
+            if ref is not None:
+                yield beam.pvalue.TaggedOutput(self.REF, (ref[1], (v[1], v[2])))
+            if anchor is not None and v[1] != anchor_id:
+                self.candidates.inc()
+                if np.count_nonzero(np.frombuffer(v[2], dtype="<u4") == anchor) >= self.threshold * len(anchor):
+                    self.verified.inc()
+                    yield v[1], anchor_id
+
+
+@beam.typehints.with_output_types(Any)  # mixes tagged outputs: Beam's inference would reject
+class _VerifyReference(beam.DoFn):
+    """(reference id, [('s', signature, date) | ('c', doc id, doc signature)...]) -> (doc id, (date, ref id))."""
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+
+    def process(self, element):
+        ref_id, values = element
+        ref = None
+        for v in values:  # pass 1
+            if v[0] == "s":
+                ref = v
+                break
+        if ref is None:
+            return
+        ref_sig = np.frombuffer(ref[1], dtype="<u4")
+        need = self.threshold * len(ref_sig)
+        for v in values:  # pass 2 (a pair that shares several bands comes once per band; _JoinRep takes the min)
+            if v[0] == "c" and np.count_nonzero(np.frombuffer(v[2], dtype="<u4") == ref_sig) >= need:
+                yield v[1], (ref[2], ref_id)
+
+
+@beam.typehints.with_output_types(Any)  # mixes tagged outputs: Beam's inference would reject
+class _JoinRep(beam.DoFn):
+    """(id, {rep, label, ref}) -> (label, node) for nodes in a near component; tagged 'decided' otherwise."""
+
+    DECIDED = "decided"
+
+    def __init__(self):
+        self.matches = _counter("dedup_reference_matches")
+
+    def process(self, element):
+        _, grouped = element
+        refs = list(grouped["ref"])
+        best_ref = min(refs) if refs else None
+        for rep in grouped["rep"]:
+            if best_ref is not None:
+                self.matches.inc()
+                rep = rep._replace(ref_us=best_ref[0], ref_id=best_ref[1])
+            labels = list(grouped["label"])
+            if labels:
+                yield labels[0], rep
+            else:
+                yield beam.pvalue.TaggedOutput(self.DECIDED, (rep.id, ClusterSummary.of([rep]).decision()))
+
+
+def _resolve_component(element):
+    """(label, nodes) -> (node id, decision) for every node; survivor = earliest capture, ties lowest id."""
+    _, nodes = element
+    decision = ClusterSummary.of(nodes).decision()  # pass 1
+    for n in nodes:  # pass 2
+        yield n.id, decision.for_member(n.id, n.text_hash)
+
+
+def _fan_out(element):
+    """(rep id, [('d', decision) | ('c', (copy id, hash))...]) -> the decision for the rep and each exact copy."""
+    rep_id, values = element
+    decision = next((v[1] for v in values if v[0] == "d"), None)  # pass 1
+    if decision is None:
+        return
+    yield rep_id, decision
+    for v in values:  # pass 2
+        if v[0] == "c":
+            yield v[1][0], decision.for_member(*v[1])
+
+
+class _Apply(beam.DoFn):
+    def __init__(self):
+        self.kept = _counter("dedup_kept")
+        self.clusters = _counter("dedup_clusters")
+        self.collisions = _counter("dedup_id_collisions")
+        self.rejected = {REASON_DUPLICATE_EXACT: reject_counter(REASON_DUPLICATE_EXACT),
+                         REASON_DUPLICATE_NEAR: reject_counter(REASON_DUPLICATE_NEAR)}
+
+    def process(self, element):
+        _, grouped = element
+        docs, decisions = list(grouped["doc"]), list(grouped["decision"])
+        if len(docs) != 1 or len(decisions) != 1:
+            # Document ids are meant to be unique; if not, prefer a KEEP so nothing is dropped silently.
+            self.collisions.inc()
+            decisions.sort(key=lambda d: d.kind != KEEP)
+        for doc in docs:
+            if not decisions:  # cannot happen unless ids collide across stages; leave the document as it was
+                yield doc
+                continue
+            d = decisions[0]
+            doc = apply_decision(doc, d)
+            if doc.rejected:
+                self.rejected[doc.reason].inc()
+            else:
+                self.kept.inc()
+                if d.cluster_size > 1:
+                    self.clusters.inc()
+            yield doc
+
+
+def _annotate_self(doc: Document) -> Document:
+    if not doc.rejected:
+        doc.first_seen = doc.warc_date
+        doc.content_provenance = PRE_CUTOFF if is_pre_cutoff(doc) else doc.provenance
+        doc.content_provenance_source = "self"
+    return doc
+
+
+def _split(doc: Document):
+    if doc.rejected:
+        yield beam.pvalue.TaggedOutput("rejected", doc)
+    else:
+        yield doc
+
+
+class Dedup(beam.PTransform):
+    """Exact dedup, then reference matching, then near dedup, as configured (see the module docstring)."""
+
+    def __init__(self, exact: bool = True, near: bool = True, reference_index: str | None = None,
+                 num_perm: int = DEFAULT_NUM_PERM, threshold: float = DEFAULT_THRESHOLD, ngram: int = DEFAULT_NGRAM,
+                 component_rounds: int = components.DEFAULT_ROUNDS, batch_size: int = FINGERPRINT_BATCH):
+        super().__init__()
+        self.exact, self.near, self.reference_index = exact, near, reference_index
+        self.num_perm, self.threshold, self.ngram = num_perm, threshold, ngram
+        self.bands, self.rows = optimal_bands(threshold, num_perm)
+        self.component_rounds, self.batch_size = component_rounds, batch_size
+        if reference_index is not None:
+            from pipeline.dedup.reference import check_reference_index
+
+            check_reference_index(reference_index, num_perm=num_perm, threshold=threshold, ngram=ngram)
+
+    @classmethod
+    def from_options(cls, args) -> Dedup:
+        """From parsed ``lowbg curate`` options; ``--dedup near`` means exact first, then near."""
+        mode = args.dedup
+        return cls(exact=mode in ("exact", "near"), near=mode == "near", reference_index=args.reference_index,
+                   num_perm=args.minhash_num_perm, threshold=args.minhash_threshold, ngram=args.minhash_ngram)
+
+    @property
+    def needs_signatures(self) -> bool:
+        return self.near or self.reference_index is not None
+
+    def expand(self, docs):
+        if not (self.exact or self.needs_signatures):
+            return docs | "AnnotateSelf" >> beam.Map(_annotate_self)
+        split = docs | "SplitRejected" >> beam.FlatMap(_split).with_outputs("rejected", main="kept")
+        kept = split.kept
+        hasher = MinHasher(self.num_perm, self.ngram) if self.needs_signatures else None
+        nodes = (kept
+                 | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.batch_size)
+                 | "Fingerprint" >> beam.ParDo(_Fingerprint(hasher)))
+
+        copies = None
+        if self.exact:
+            by_hash = (nodes
+                       | "KeyByTextHash" >> beam.Map(lambda n: (n.text_hash or "\0" + n.id, n))
+                       | "GroupByTextHash" >> beam.GroupByKey())
+            if not self.needs_signatures:  # exact only: the decisions are known here, two shuffles in all
+                return self._apply(kept, by_hash | "DecideExact" >> beam.FlatMap(_decide_exact), split.rejected)
+            exact = by_hash | "ResolveExact" >> beam.ParDo(_ResolveExact()).with_outputs(
+                _ResolveExact.COPIES, main="reps")
+            reps, copies = exact.reps, exact[_ResolveExact.COPIES]
+        else:
+            reps = nodes
+
+        p = docs.pipeline
+        labels = refs = None
+        if self.needs_signatures:
+            bands, rows = self.bands, self.rows
+            records = [reps | "BandKeys" >> beam.FlatMap(_band_records, bands, rows)]
+            if self.reference_index is not None:
+                from pipeline.dedup.reference import ReadReferenceBands
+
+                records.append(p | "ReadReferenceBands" >> ReadReferenceBands(self.reference_index))
+            buckets = (records
+                       | "FlattenBandRecords" >> beam.Flatten()
+                       | "GroupByBandKey" >> beam.GroupByKey()
+                       | "Buckets" >> beam.ParDo(_Buckets(self.threshold, self.near)).with_outputs(
+                           _Buckets.REF, main="edges"))
+            if self.near:
+                labels = buckets.edges | "Components" >> components.ConnectedComponents(self.component_rounds)
+            if self.reference_index is not None:
+                from pipeline.dedup.reference import ReadReferenceSignatures
+
+                candidates = buckets[_Buckets.REF] | "TagCandidates" >> beam.Map(lambda kv: (kv[0], ("c",) + kv[1]))
+                signatures = p | "ReadReferenceSignatures" >> ReadReferenceSignatures(self.reference_index)
+                refs = ((candidates, signatures)
+                        | "FlattenReferencePairs" >> beam.Flatten()
+                        | "GroupByReference" >> beam.GroupByKey()
+                        | "VerifyReference" >> beam.ParDo(_VerifyReference(self.threshold)))
+
+        joined = ({"rep": reps | "KeyRepById" >> beam.Map(lambda n: (n.id, n.light())),
+                   "label": labels if labels is not None else p | "NoLabels" >> beam.Create([]),
+                   "ref": refs if refs is not None else p | "NoReferenceMatches" >> beam.Create([])}
+                  | "JoinRepFacts" >> beam.CoGroupByKey()
+                  | "JoinRep" >> beam.ParDo(_JoinRep()).with_outputs(_JoinRep.DECIDED, main="in_component"))
+        from_components = (joined.in_component
+                           | "GroupByComponent" >> beam.GroupByKey()
+                           | "ResolveComponent" >> beam.FlatMap(_resolve_component))
+        rep_decisions = ((joined[_JoinRep.DECIDED], from_components)
+                         | "FlattenRepDecisions" >> beam.Flatten())
+        if copies is not None:
+            decisions = ((rep_decisions | "TagDecision" >> beam.Map(lambda kv: (kv[0], ("d", kv[1]))),
+                          copies | "TagCopy" >> beam.Map(lambda kv: (kv[0], ("c", kv[1]))))
+                         | "FlattenForFanOut" >> beam.Flatten()
+                         | "GroupByRepresentative" >> beam.GroupByKey()
+                         | "FanOutToCopies" >> beam.FlatMap(_fan_out))
+        else:
+            decisions = rep_decisions
+        return self._apply(kept, decisions, split.rejected)
+
+    @staticmethod
+    def _apply(kept, decisions, rejected):
+        """Put each document's decision on it (CoGroupByKey by id) and merge the rejected documents back."""
+        decided = ({"doc": kept | "KeyDocById" >> beam.Map(lambda d: (d.id, d)), "decision": decisions}
+                   | "JoinDecisions" >> beam.CoGroupByKey()
+                   | "ApplyDecisions" >> beam.ParDo(_Apply()))
+        return (decided, rejected) | "Merge" >> beam.Flatten()
+
+
+class ExactDedup(Dedup):
+    """Exact dedup only (one survivor per normalised-text hash)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(exact=True, near=False, **kwargs)
+
+
+class NearDedup(Dedup):
+    """Near dedup with MinHash LSH; ``exact_first`` (default) runs exact dedup before, as ``--dedup near``."""
+
+    def __init__(self, num_perm: int = DEFAULT_NUM_PERM, threshold: float = DEFAULT_THRESHOLD,
+                 ngram: int = DEFAULT_NGRAM, exact_first: bool = True, **kwargs):
+        super().__init__(exact=exact_first, near=True, num_perm=num_perm, threshold=threshold, ngram=ngram, **kwargs)
+
+
+class ReferenceMatch(Dedup):
+    """Reference matching only: documents matching the pre-cutoff index get content_provenance=pre_cutoff."""
+
+    def __init__(self, index_path: str, exact: bool = False, **kwargs):
+        super().__init__(exact=exact, near=False, reference_index=index_path, **kwargs)
+
+
+def dedup_transforms(args) -> list[beam.PTransform]:
+    """The dedup stage for the pipeline builder: a one-element list (kept for symmetry with other stages)."""
+    return [Dedup.from_options(args)]
+
+
+__all__ = ["Dedup", "ExactDedup", "NearDedup", "ReferenceMatch", "dedup_transforms"]

@@ -1,0 +1,256 @@
+"""Reference index: the MinHash band keys of a curated pre-cutoff corpus, to recognise its content later.
+
+``lowbg index build --input SHARDS --output INDEX`` reads Parquet shards (columns ``id``, ``text``,
+``warc_date``, ``provenance``; ``first_seen``/``content_provenance`` when present), keeps the pre-cutoff
+documents and writes two Parquet files:
+
+* ``INDEX/bands.parquet``: ``band`` (int16), ``band_hash`` (uint64), ``ref_id``, ``first_seen`` -- one row per
+  band key, the earliest reference document holding it (ties: lowest id), so a join group has one reference
+  row however often the key occurs in the reference corpus;
+* ``INDEX/signatures.parquet``: ``ref_id``, ``first_seen``, ``signature`` (num_perm little-endian uint32) for
+  the documents named in ``bands.parquet``, to verify a band match by estimated Jaccard.
+
+Both carry the MinHash parameters in their Parquet metadata (key ``lowbackground.reference_index``);
+``lowbg curate --reference-index INDEX`` with other parameters is refused before any work. The build runs on
+one machine (signatures of the whole reference are held in memory: 512 bytes per document at 128 perms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.dedup.cluster import PRE_CUTOFF, to_us
+from pipeline.dedup.minhash import (
+    BAND_HASH_VERSION,
+    DEFAULT_SCHEME,
+    DEFAULT_SEED,
+    MinHasher,
+    band_keys,
+    optimal_bands,
+)
+
+INDEX_META_KEY = b"lowbackground.reference_index"
+INDEX_FORMAT = 1
+SHINGLES_VERSION = "words-nfkc-casefold-v1"  # pipeline.dedup.normalize.word_shingles
+BANDS_FILE, SIGNATURES_FILE = "bands.parquet", "signatures.parquet"
+_TS = pa.timestamp("us", tz="UTC")
+BANDS_SCHEMA = pa.schema([("band", pa.int16()), ("band_hash", pa.uint64()), ("ref_id", pa.string()),
+                          ("first_seen", _TS)])
+SIGNATURES_SCHEMA = pa.schema([("ref_id", pa.string()), ("first_seen", _TS), ("signature", pa.binary())])
+_READ_COLUMNS = ("id", "text", "warc_date", "provenance", "first_seen", "content_provenance")
+
+
+class ReferenceIndexError(ValueError):
+    """A reference index that is missing, unreadable or built with other MinHash parameters."""
+
+
+def index_params(num_perm: int, threshold: float, ngram: int) -> dict:
+    bands, rows = optimal_bands(threshold, num_perm)
+    return {"format": INDEX_FORMAT, "num_perm": num_perm, "threshold": threshold, "bands": bands, "rows": rows,
+            "ngram": ngram, "seed": DEFAULT_SEED, "scheme": DEFAULT_SCHEME, "band_hash": BAND_HASH_VERSION,
+            "shingles": SHINGLES_VERSION}
+
+
+def _join(base: str, name: str) -> str:
+    return FileSystems.join(base, name)
+
+
+def read_index_metadata(index_path: str) -> dict:
+    """The parameters stored in an index (from bands.parquet's metadata)."""
+    path = _join(index_path, BANDS_FILE)
+    try:
+        with FileSystems.open(path) as fh:
+            meta = pq.ParquetFile(fh).schema_arrow.metadata or {}
+    except Exception as exc:  # missing file, not Parquet, permission: all the same to the user
+        raise ReferenceIndexError(f"cannot read reference index {path}: {exc}") from exc
+    if INDEX_META_KEY not in meta:
+        raise ReferenceIndexError(f"{path} is not a lowbackground reference index (no {INDEX_META_KEY.decode()})")
+    return json.loads(meta[INDEX_META_KEY])
+
+
+def check_reference_index(index_path: str, *, num_perm: int, threshold: float, ngram: int) -> dict:
+    """Refuse an index whose MinHash parameters differ from this run's; returns its metadata."""
+    found = read_index_metadata(index_path)
+    want = index_params(num_perm, threshold, ngram)
+    keys = ("format", "num_perm", "bands", "rows", "ngram", "seed", "scheme", "band_hash", "shingles")
+    diff = {k: (found.get(k), want[k]) for k in keys if found.get(k) != want[k]}
+    if diff:
+        text = ", ".join(f"{k}: index {a!r} vs run {b!r}" for k, (a, b) in diff.items())
+        raise ReferenceIndexError(f"reference index {index_path} was built with other MinHash parameters ({text}); "
+                                  "rebuild it with `lowbg index build` and this run's --minhash-* options")
+    return found
+
+
+def _expand(patterns: Sequence[str]) -> list[str]:
+    paths: list[str] = []
+    for pattern in patterns:
+        matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
+        if not matched:
+            raise FileNotFoundError(f"no file matches {pattern}")
+        paths.extend(sorted(matched))
+    return paths
+
+
+def _pre_cutoff_rows(path: str, batch_rows: int):
+    """(ids, texts, first_seen µs) of the pre-cutoff documents of one shard, in batches."""
+    with FileSystems.open(path) as fh:
+        pf = pq.ParquetFile(fh)
+        names = set(pf.schema_arrow.names)
+        missing = {"id", "text", "provenance"} - names
+        if missing or not names & {"warc_date", "first_seen"}:
+            raise ReferenceIndexError(f"{path} lacks columns {sorted(missing) or ['warc_date']}")
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=[c for c in _READ_COLUMNS if c in names]):
+            cols = batch.to_pydict()
+            n = batch.num_rows
+            content = cols.get("content_provenance", [None] * n)
+            dates = cols.get("warc_date", [None] * n)
+            seen = cols.get("first_seen", [None] * n)
+            ids, texts, firsts = [], [], []
+            for i in range(n):
+                if PRE_CUTOFF not in (cols["provenance"][i], content[i]) or not cols["text"][i]:
+                    continue
+                times = [to_us(t) for t in (dates[i], seen[i]) if t is not None]
+                if not times:  # a pre-cutoff label without a date cannot date anything
+                    continue
+                ids.append(cols["id"][i])
+                texts.append(cols["text"][i])
+                firsts.append(min(times))
+            yield ids, texts, firsts
+
+
+def build_reference_index(shard_paths: Sequence[str], output_dir: str, num_perm: int = 128,
+                          threshold: float = 0.8, ngram: int = 5, batch_rows: int = 1024) -> dict:
+    """Build the index described in the module docstring; returns counts (documents read, indexed, keys)."""
+    params = index_params(num_perm, threshold, ngram)
+    bands, rows = params["bands"], params["rows"]
+    hasher = MinHasher(num_perm, ngram)
+    ids: list[str] = []
+    firsts: list[int] = []
+    sigs: list[np.ndarray] = []
+    read = 0
+    for path in _expand(shard_paths):
+        for b_ids, b_texts, b_firsts in _pre_cutoff_rows(path, batch_rows):
+            read += len(b_ids)
+            values, ok = hasher.signatures(b_texts)
+            for i in np.flatnonzero(ok):
+                ids.append(b_ids[i])
+                firsts.append(b_firsts[i])
+            sigs.append(values[ok])
+    sig = np.concatenate(sigs) if sigs else np.zeros((0, num_perm), np.uint32)
+    n = len(ids)
+    # Band hashes as (band, uint64) columns; the earliest (then lowest-id) document wins each key.
+    band_hash = np.zeros((n, bands), dtype=np.uint64)
+    for i in range(n):
+        band_hash[i] = [int.from_bytes(k[2:], "big") for k in band_keys(sig[i], bands, rows)]
+    id_rank = np.argsort(np.argsort(np.array(ids, dtype=object), kind="stable"), kind="stable")
+    doc = np.repeat(np.arange(n), bands)
+    band = np.tile(np.arange(bands, dtype=np.int16), n)
+    hashes = band_hash.reshape(-1)
+    first_arr = np.array(firsts, dtype=np.int64)
+    order = np.lexsort((id_rank[doc], first_arr[doc], hashes, band))  # last key sorts first
+    band, hashes, doc = band[order], hashes[order], doc[order]
+    head = np.ones(len(doc), dtype=bool)
+    head[1:] = (band[1:] != band[:-1]) | (hashes[1:] != hashes[:-1])
+    band, hashes, doc = band[head], hashes[head], doc[head]
+    used = np.unique(doc)
+
+    meta = {INDEX_META_KEY: json.dumps({**params, "documents": int(len(used)), "band_keys": int(len(doc))})}
+    bands_table = pa.table({
+        "band": pa.array(band, pa.int16()), "band_hash": pa.array(hashes, pa.uint64()),
+        "ref_id": pa.array([ids[i] for i in doc], pa.string()),
+        "first_seen": pa.array(first_arr[doc], pa.int64()).cast(_TS)}, schema=BANDS_SCHEMA.with_metadata(meta))
+    sig_le = sig.astype("<u4")
+    sigs_table = pa.table({
+        "ref_id": pa.array([ids[i] for i in used], pa.string()),
+        "first_seen": pa.array(first_arr[used], pa.int64()).cast(_TS),
+        "signature": pa.array([sig_le[i].tobytes() for i in used], pa.binary())},
+        schema=SIGNATURES_SCHEMA.with_metadata(meta))
+    if "://" not in output_dir:
+        os.makedirs(output_dir, exist_ok=True)
+    for name, table in ((BANDS_FILE, bands_table), (SIGNATURES_FILE, sigs_table)):
+        with FileSystems.create(_join(output_dir, name)) as fh:
+            pq.write_table(table, fh, compression="zstd")
+    return {"pre_cutoff_read": read, "indexed": int(len(used)), "too_short": read - n, "band_keys": int(len(doc))}
+
+
+def _band_row(row: dict):
+    key = int(row["band"]).to_bytes(2, "big") + int(row["band_hash"]).to_bytes(8, "big")
+    return key, ("r", row["ref_id"], to_us(row["first_seen"]))
+
+
+def _signature_row(row: dict):
+    return row["ref_id"], ("s", row["signature"], to_us(row["first_seen"]))
+
+
+class ReadReferenceBands(beam.PTransform):
+    """The index's band rows as (band key, ('r', ref id, first seen µs)), keys as in ``minhash.band_keys``."""
+
+    def __init__(self, index_path: str):
+        super().__init__()
+        self.index_path = index_path
+
+    def expand(self, pbegin):
+        return (pbegin
+                | "Read" >> beam.io.ReadFromParquet(_join(self.index_path, BANDS_FILE))
+                | "Key" >> beam.Map(_band_row))
+
+
+class ReadReferenceSignatures(beam.PTransform):
+    """The index's signatures as (ref id, ('s', signature bytes, first seen µs))."""
+
+    def __init__(self, index_path: str):
+        super().__init__()
+        self.index_path = index_path
+
+    def expand(self, pbegin):
+        return (pbegin
+                | "Read" >> beam.io.ReadFromParquet(_join(self.index_path, SIGNATURES_FILE))
+                | "Key" >> beam.Map(_signature_row))
+
+
+def build_index_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lowbg index build",
+                                description="Index the MinHash band keys of curated pre-cutoff Parquet shards.")
+    p.add_argument("--input", action="append", required=True, metavar="SHARDS",
+                   help="curated shards: a folder, a `lowbg curate` output folder or a file pattern; repeatable")
+    p.add_argument("--output", required=True, metavar="INDEX", help="index folder (bands.parquet, signatures.parquet)")
+    p.add_argument("--minhash-num-perm", type=int, default=128)
+    p.add_argument("--minhash-threshold", type=float, default=0.8)
+    p.add_argument("--minhash-ngram", type=int, default=5)
+    return p
+
+
+def _shard_pattern(path: str) -> str:
+    """A shards folder means its Parquet files; a `lowbg curate` output folder means its curated shards."""
+    if os.path.isdir(os.path.join(path, "curated")):
+        return os.path.join(path, "curated", "*.parquet")
+    if os.path.isdir(path):
+        return os.path.join(path, "*.parquet")
+    return path
+
+
+def index_main(argv: Sequence[str]) -> int:
+    """``lowbg index build ...`` (argv after ``index``; a leading ``build`` is accepted and skipped)."""
+    argv = list(argv)
+    if argv[:1] == ["build"]:
+        argv = argv[1:]
+    args = build_index_parser().parse_args(argv)
+    try:
+        patterns = [_shard_pattern(p) for p in args.input]
+        stats = build_reference_index(patterns, args.output, args.minhash_num_perm, args.minhash_threshold,
+                                      args.minhash_ngram)
+    except (FileNotFoundError, ReferenceIndexError, OSError) as exc:
+        print(f"lowbg index build: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"output": args.output, **stats}))
+    return 0

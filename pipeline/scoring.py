@@ -1,0 +1,252 @@
+"""AI-text scoring in Beam: a ModelHandler per detector, a cascade, run-level calibration and the decision.
+
+The detectors library stays Beam-free; :class:`DetectorModelHandler` wraps any of its detectors for
+RunInference: ``load_model`` builds the detector once per worker process (or once per machine with
+``--large-model``), ``run_inference`` scores a batch of Documents. It is used through ``KeyedModelHandler`` keyed
+by document id, so every result stays attached to its document, and batches are weighted by an estimate of the
+tokens each text costs (``--max-tokens`` for the LM detectors). A batch that raises goes to the error shards
+through RunInference's dead-letter output, with the ids and the cause of each of its documents.
+
+Cascade (``--detectors fasttext,binoculars``): every detector after the first scores only what the previous one
+could not decide (its score inside ``--cascade-band``, or no score). Language-model detectors do not score
+pre-cutoff documents (human-era by construction) except a deterministic ``--score-pre-cutoff`` sample, kept for
+calibration. Documents a detector skipped say why in ``not_scored_reason``.
+
+Long documents: the LM detectors score the first window (512 tokens for Binoculars, the reference convention)
+and flag ``truncated`` on the score; fastText reads the first 4096 words.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+
+from detectors.base import Detector, estimate_tokens
+from detectors.registry import build_detector, canonical_name
+from pipeline.document import ERROR_SCORING, Document, ErrorRecord
+from pipeline.machine_policy import (
+    DetectorInfo,
+    MachinePolicy,
+    calibration_keys,
+    compute_thresholds,
+    is_human_era,
+    stable_fraction,
+)
+from pipeline.sinks import join
+from pipeline.steps import NAMESPACE, error_counter, reject_counter
+
+CHEAP_DETECTORS = frozenset({"fasttext"})
+THRESHOLDS_FILE = "_thresholds.json"
+CALIBRATION_SAMPLE = 100_000  # per (detector, language): an exact quantile over a bounded, deterministic sample
+SORTING_POOL_PASSES = 8  # forward passes' worth of text per RunInference batch
+
+
+def detector_options(args, name: str) -> dict:
+    """The library options of detector ``name`` from `lowbg curate` flags."""
+    name = canonical_name(name)
+    lm = {"device": args.device, "max_tokens": args.max_tokens}
+    if name == "fasttext":
+        return {"model": args.fasttext_model}
+    if name == "binoculars":
+        return {"observer": args.observer, "performer": args.performer, **lm}
+    if name == "fast-detectgpt":
+        return {"scoring": args.scoring_model, "reference": args.reference_model, **lm}
+    if name in ("likelihood", "logrank", "entropy", "lrr"):
+        return {"model": args.lm, **lm}
+    raise ValueError(f"detector {name!r} cannot run inside `lowbg curate` (watermark tests need the generator's key)")
+
+
+def _text_cost(element: tuple[str, Document], cap: int) -> int:
+    return max(1, estimate_tokens(element[1].text, cap))
+
+
+class DetectorModelHandler(ModelHandler[Document, PredictionResult, Detector]):
+    """RunInference handler for one detector of the `detectors` library; examples are Documents."""
+
+    def __init__(self, name: str, options: dict, *, min_batch_size: int = 1, max_batch_size: int = 64,
+                 max_batch_tokens: int | None = None, large_model: bool = False):
+        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size, large_model=large_model)
+        self.name = canonical_name(name)
+        self.options = {k: v for k, v in options.items() if v is not None}
+        self.max_batch_tokens = max_batch_tokens if self.name not in CHEAP_DETECTORS else None
+
+    def batch_elements_kwargs(self):
+        if not self.max_batch_tokens:
+            return super().batch_elements_kwargs()
+        # A Beam batch is a pool of several forward passes: the library sorts it by length and packs passes of
+        # at most --max-tokens each, so a bigger pool means less padding. Beam 2.77's BatchElements has no
+        # max_batch_weight: with an element_size_fn its min/max batch sizes are weights (estimated tokens). It
+        # also emits an empty batch when one element outweighs its first target: elements are capped at the
+        # minimum weight to avoid that.
+        cap = max(1, self.max_batch_tokens // 2)
+        return {"min_batch_size": cap, "max_batch_size": self.max_batch_tokens * SORTING_POOL_PASSES,
+                "element_size_fn": functools.partial(_text_cost, cap=cap)}
+
+    def load_model(self) -> Detector:
+        return build_detector(self.name, **self.options)
+
+    def run_inference(self, batch: Sequence[Document], model: Detector, inference_args=None):
+        scores = model.score([doc.text for doc in batch])
+        return [PredictionResult(example=doc, inference=score, model_id=",".join(model.model_ids))
+                for doc, score in zip(batch, scores)]
+
+    def get_metrics_namespace(self) -> str:
+        return f"{NAMESPACE}_runinference_{self.name}"
+
+    def share_model_across_processes(self) -> bool:
+        return self._large_model
+
+
+def _attach(element: tuple[str, PredictionResult], name: str) -> Document:
+    _, result = element
+    doc, score = result.example, result.inference
+    models = result.model_id.split(",") if result.model_id else []
+    doc.scores = [s for s in doc.scores if s["detector"] != name] + [{
+        "detector": name, "models": models, "value": score.value, "tokens": score.tokens,
+        "truncated": score.truncated, "reason": score.reason}]
+    if score.value is None:
+        _note_not_scored(doc, f"{name}:{score.reason}")
+    Metrics.counter(NAMESPACE, f"scored_{name}").inc()
+    return doc
+
+
+def _note_not_scored(doc: Document, reason: str) -> None:
+    doc.not_scored_reason = f"{doc.not_scored_reason};{reason}" if doc.not_scored_reason else reason
+
+
+def _failed_batch(element, name: str):
+    """RunInference's dead letter, (batch of (id, document), (type, repr, traceback)): an error row per document."""
+    batch, (exc_type, exc_repr, _) = element
+    for _, doc in batch:
+        error_counter(ERROR_SCORING).inc()
+        error = ErrorRecord.for_document(doc, RuntimeError(exc_repr), stage=f"score:{name}", reason=ERROR_SCORING)
+        error.exception_type = getattr(exc_type, "__name__", str(exc_type))
+        yield error
+
+
+class _Route(beam.DoFn):
+    """Send a document to detector ``name`` or past it, with the reason it was skipped."""
+
+    def __init__(self, name: str, previous: str | None, band, pre_cutoff_fraction: float):
+        self.name, self.previous, self.band = name, previous, band
+        self.pre_cutoff_fraction = pre_cutoff_fraction
+        self.routed = Metrics.counter(NAMESPACE, f"routed_{name}")
+
+    def process(self, doc: Document):
+        if doc.rejected:
+            yield beam.pvalue.TaggedOutput("skip", doc)
+            return
+        if self.name not in CHEAP_DETECTORS and is_human_era(doc) and \
+                stable_fraction(doc.id) >= self.pre_cutoff_fraction:
+            _note_not_scored(doc, f"{self.name}:pre_cutoff")
+            Metrics.counter(NAMESPACE, f"not_scored_{self.name}_pre_cutoff").inc()
+            yield beam.pvalue.TaggedOutput("skip", doc)
+            return
+        if self.previous and self.band:
+            prev = doc.score_of(self.previous)
+            if prev is not None and prev["value"] is not None and not self.band[0] <= prev["value"] <= self.band[1]:
+                _note_not_scored(doc, f"{self.name}:outside_cascade_band")
+                Metrics.counter(NAMESPACE, f"not_scored_{self.name}_outside_band").inc()
+                yield beam.pvalue.TaggedOutput("skip", doc)
+                return
+        self.routed.inc()
+        yield doc
+
+
+class ScoreCascade(beam.PTransform):
+    """PCollection[Document] -> {'documents': scored documents, 'errors': ErrorRecord}."""
+
+    def __init__(self, args):
+        super().__init__()
+        self.args = args
+        self.names = [canonical_name(n) for n in args.detectors]
+
+    def handler(self, name: str) -> KeyedModelHandler:
+        a = self.args
+        return KeyedModelHandler(DetectorModelHandler(
+            name, detector_options(a, name), min_batch_size=a.min_batch_size, max_batch_size=a.max_batch_size,
+            max_batch_tokens=a.max_tokens, large_model=a.large_model))
+
+    def expand(self, documents):
+        a = self.args
+        errors = []
+        previous = None
+        for name in self.names:
+            routed = documents | f"Route[{name}]" >> beam.ParDo(
+                _Route(name, previous, a.cascade_band, a.score_pre_cutoff or 0.0)).with_outputs("skip", main="score")
+            inference = RunInference(self.handler(name))
+            if a.gpu_resource_hint and name not in CHEAP_DETECTORS:
+                # GPU on the scoring step only: the rest of the job stays on cheap CPU workers.
+                inference = inference.with_resource_hints(accelerator=a.gpu_resource_hint)
+            main, dead = (routed.score
+                          | f"Key[{name}]" >> beam.Map(lambda doc: (doc.id, doc))
+                          | f"Score[{name}]" >> inference.with_exception_handling())
+            scored = main | f"Attach[{name}]" >> beam.Map(_attach, name)
+            errors.append(dead.failed_inferences | f"FailedBatches[{name}]" >> beam.FlatMap(_failed_batch, name))
+            documents = (scored, routed.skip) | f"Rejoin[{name}]" >> beam.Flatten()
+            previous = name
+        all_errors = errors | "ScoringErrors" >> beam.Flatten() if errors else None
+        return {"documents": documents, "errors": all_errors}
+
+
+def detector_infos(args) -> list[DetectorInfo]:
+    """Name, direction, model ids and published thresholds of each configured detector (loads each once)."""
+    infos = []
+    for name in args.detectors:
+        detector = build_detector(canonical_name(name), **{k: v for k, v in detector_options(args, name).items()
+                                                            if v is not None})
+        infos.append(DetectorInfo(detector.name, detector.direction, tuple(detector.model_ids),
+                                  tuple(sorted(detector.published_thresholds.items()))))
+    return infos
+
+
+def _sample_key(entry: tuple[str, str, str, float]):
+    detector, language, doc_id, value = entry
+    return (detector, language), (stable_fraction(doc_id), value)
+
+
+def _thresholds(samples: list, infos: list[DetectorInfo], args) -> dict:
+    grouped: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for key, sample in samples:
+        grouped[tuple(key)] = [value for _, value in sample]
+    return compute_thresholds(grouped, infos, args.target_fpr, args.min_calibration_docs, args.thresholds)
+
+
+class CalibrateAndDecide(beam.PTransform):
+    """Thresholds from this run's pre-cutoff scores (a side input), then the machine-text policy."""
+
+    def __init__(self, args, infos: list[DetectorInfo], output: str):
+        super().__init__()
+        self.args, self.infos, self.output = args, infos, output
+
+    def expand(self, documents):
+        args, infos = self.args, self.infos
+        thresholds = (documents
+                      | "CalibrationScores" >> beam.FlatMap(calibration_keys)
+                      | "KeyByDetectorLanguage" >> beam.Map(_sample_key)
+                      | "BoundedSample" >> beam.combiners.Top.PerKey(CALIBRATION_SAMPLE, key=lambda s: -s[0])
+                      | "AllSamples" >> beam.combiners.ToList()
+                      | "Thresholds" >> beam.Map(_thresholds, infos, args))
+        _ = thresholds | "WriteThresholds" >> beam.Map(_write_thresholds, self.output)
+        policy = MachinePolicy([i.name for i in infos], args.on_uncertain)
+        return documents | "MachinePolicy" >> beam.Map(_decide, policy, beam.pvalue.AsSingleton(thresholds))
+
+
+def _decide(doc: Document, policy: MachinePolicy, thresholds: dict) -> Document:
+    was_rejected = doc.rejected
+    doc = policy.decide(doc, thresholds)
+    if doc.rejected and not was_rejected:
+        reject_counter(doc.reason).inc()
+    return doc
+
+
+def _write_thresholds(thresholds: dict, output: str) -> None:
+    with FileSystems.create(join(output, THRESHOLDS_FILE)) as fh:
+        fh.write(json.dumps(thresholds, indent=2, sort_keys=True).encode())
