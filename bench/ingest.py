@@ -105,6 +105,41 @@ def _as_record(record) -> WarcRecord:
                       http_content_type=record.http_headers.get_header("Content-Type"))
 
 
+def extracted_texts(paths: list[Path], limit: int) -> list[str]:
+    texts = []
+    for path in paths:
+        with open(path, "rb") as fh:
+            for record in ArchiveIterator(fh):
+                if record.rec_type == "response":
+                    mime, charset = media_type(_as_record(record))
+                    texts.append(html_to_text(decode(record.content_stream().read(), charset, True)[0]))
+                    if len(texts) >= limit:
+                        return texts
+    return texts
+
+
+def stage_rates(texts: list[str]) -> dict[str, float]:
+    """Per-core documents/s of the per-document stages on their own (for the scale plan)."""
+    from detectors.registry import build_detector
+    from pipeline.document import Document
+    from pipeline.langid import LanguageStep
+    from pipeline.quality import QualityStep
+
+    language, quality = LanguageStep(), QualityStep()
+    language.setup()
+    docs = [Document(id=str(i), warc_file="bench", text=t) for i, t in enumerate(texts)]
+    start = time.perf_counter()
+    for doc in docs:
+        quality.process(language.process(doc))
+    rates = {"language ID + quality signals": len(docs) / (time.perf_counter() - start)}
+    detector = build_detector("fasttext")
+    start = time.perf_counter()
+    for i in range(0, len(texts), 64):
+        detector.score(texts[i:i + 64])
+    rates["fastText AI-text detector"] = len(texts) / (time.perf_counter() - start)
+    return rates
+
+
 def reader_only(paths: list[Path]) -> int:
     n = 0
     for path in paths:
@@ -115,7 +150,7 @@ def reader_only(paths: list[Path]) -> int:
 
 def run_pipeline(paths: list[Path], output: Path, beam_args: list[str]) -> float:
     argv = [sys.executable, "-m", "pipeline.cli", "curate", "--output", str(output), "--overwrite",
-            "--detectors", "none", "--dedup", "none", *beam_args]
+            "--detectors", "none", "--dedup", "none", "--skip-language-id", *beam_args]
     for p in paths:
         argv += ["--input", str(p)]
     start = time.perf_counter()
@@ -127,7 +162,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--stages-only", action="store_true", help="only the per-stage rates (small corpus)")
     args = parser.parse_args()
+    if args.stages_only:
+        work = Path(tempfile.mkdtemp(prefix="lowbg-bench-stages-"))
+        paths = build_corpus(work, 2000, 1)
+        for stage, rate in stage_rates(extracted_texts(paths, 2000)).items():
+            print(f"stage alone, one process: {stage}: {rate:.0f} docs/s per core")
+        shutil.rmtree(work, ignore_errors=True)
+        return
     work = Path(tempfile.mkdtemp(prefix="lowbg-bench-ingest-"))
     try:
         t = time.perf_counter()
@@ -146,6 +189,8 @@ def main() -> None:
         two = run_pipeline(paths, work / "two", ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
         print(f"pipeline, multi_processing 2 workers: {n_plain / two:.0f} docs/s = {n_plain / two / baseline:.2f}x "
               f"the plain loop, {one / two:.2f}x one worker")
+        for stage, rate in stage_rates(extracted_texts(paths, 2000)).items():
+            print(f"stage alone, one process: {stage}: {rate:.0f} docs/s per core")
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

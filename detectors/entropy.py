@@ -9,20 +9,12 @@ from __future__ import annotations
 import torch
 
 from detectors.base import LOWER_IS_MACHINE
-from detectors.lm import LoadedLM
-from detectors.scoring import LMScorer, load_models
+from detectors.scoring import SingleModelScorer
 
 
-class Entropy(LMScorer):
+class Entropy(SingleModelScorer):
     name = "entropy"
     direction = LOWER_IS_MACHINE
-
-    def __init__(self, model: LoadedLM, **kwargs) -> None:
-        super().__init__([model], **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, model: str, device: str = "auto", dtype: str | None = None, **kwargs):
-        return cls(load_models([model], device, dtype)[0], **kwargs)
 
     def token_stats(self, logits: list[torch.Tensor], labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         lp = torch.log_softmax(logits[0], dim=-1)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import torch
 
 from detectors.base import HIGHER_IS_MACHINE
-from detectors.lm import LoadedLM
-from detectors.scoring import LMScorer, load_models
+from detectors.scoring import SingleModelScorer
 
 
 def log_ranks(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -22,16 +21,9 @@ def log_ranks(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
     return torch.where(has, rank.log(), torch.zeros_like(rank)), has.to(logits.dtype)
 
 
-class LogRank(LMScorer):
+class LogRank(SingleModelScorer):
     name = "logrank"
     direction = HIGHER_IS_MACHINE
-
-    def __init__(self, model: LoadedLM, **kwargs) -> None:
-        super().__init__([model], **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, model: str, device: str = "auto", dtype: str | None = None, **kwargs):
-        return cls(load_models([model], device, dtype)[0], **kwargs)
 
     def token_stats(self, logits: list[torch.Tensor], labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         lr, has = log_ranks(logits[0], labels)

@@ -9,21 +9,13 @@ from __future__ import annotations
 import torch
 
 from detectors.base import HIGHER_IS_MACHINE
-from detectors.lm import LoadedLM
 from detectors.logrank import log_ranks
-from detectors.scoring import LMScorer, label_log_probs, load_models
+from detectors.scoring import SingleModelScorer, label_log_probs
 
 
-class LRR(LMScorer):
+class LRR(SingleModelScorer):
     name = "lrr"
     direction = HIGHER_IS_MACHINE
-
-    def __init__(self, model: LoadedLM, **kwargs) -> None:
-        super().__init__([model], **kwargs)
-
-    @classmethod
-    def from_pretrained(cls, model: str, device: str = "auto", dtype: str | None = None, **kwargs):
-        return cls(load_models([model], device, dtype)[0], **kwargs)
 
     def token_stats(self, logits: list[torch.Tensor], labels: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         ll, _ = label_log_probs(torch.log_softmax(logits[0], dim=-1), labels)

@@ -38,6 +38,10 @@ _CONFUSABLES = {
     "Τ": "T", "Υ": "Y", "Χ": "X",
 }
 _CONFUSABLE_TABLE = str.maketrans(_CONFUSABLES)
+# Character classes: a regex search runs in C, a Python `any(c in SET for c in text)` costs ~70 ns a character.
+_ALWAYS_STRIP_RE = re.compile("[" + "".join(re.escape(c) for c in sorted(_ALWAYS_STRIP)) + "]")
+_FULLWIDTH_RE = re.compile("[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]")
+_CONFUSABLE_RE = re.compile("[" + "".join(re.escape(c) for c in sorted(_CONFUSABLES)) + "]")
 _WORD = re.compile(r"\w+")
 # Fullwidth Latin letters and digits (not the CJK punctuation of the same block).
 _FULLWIDTH = {c: c - 0xFEE0 for lo, hi in ((0xFF10, 0xFF19), (0xFF21, 0xFF3A), (0xFF41, 0xFF5A))
@@ -79,11 +83,12 @@ def normalize_text(text: str) -> tuple[str, bool]:
     legitimate typography ("…", ligatures, superscripts) that the language models were trained on.
     """
     out = unicodedata.normalize("NFC", text)
-    if any(c in _ALWAYS_STRIP for c in out):
-        out = "".join(c for c in out if c not in _ALWAYS_STRIP)
+    if _ALWAYS_STRIP_RE.search(out):
+        out = _ALWAYS_STRIP_RE.sub("", out)
     out = _JOINERS_IN_LATIN.sub("", out)
     out = _ODD_SPACES.sub(" ", out)
-    out = out.translate(_FULLWIDTH)
-    if any(c in _CONFUSABLES for c in out):
+    if _FULLWIDTH_RE.search(out):
+        out = out.translate(_FULLWIDTH)
+    if _CONFUSABLE_RE.search(out):
         out = _fix_homoglyphs(out)
     return out, out != text

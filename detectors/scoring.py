@@ -194,3 +194,14 @@ def load_models(ids: list[str], device: str = "auto", dtype: str | None = None) 
         if i not in cache:
             cache[i] = load_causal_lm(i, device, dtype)
     return [cache[i] for i in ids]
+
+
+class SingleModelScorer(LMScorer):
+    """A scorer over one model's statistics (likelihood, log-rank, entropy, LRR): only the formula differs."""
+
+    def __init__(self, model: LoadedLM, **kwargs) -> None:
+        super().__init__([model], **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, model: str, device: str = "auto", dtype: str | None = None, **kwargs):
+        return cls(load_models([model], device, dtype)[0], **kwargs)

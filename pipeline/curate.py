@@ -27,7 +27,7 @@ from pipeline.manifest import INPUTS_FILE, MANIFEST, build_manifest, check_balan
 from pipeline.options import CurateArgs, parse_curate_args
 from pipeline.policy import ContentPolicy
 from pipeline.quality import QualityStep
-from pipeline.scoring import THRESHOLDS_FILE, CalibrateAndDecide, ScoreCascade, detector_infos
+from pipeline.scoring import THRESHOLDS_FILE, CalibrateAndDecide, ScoreCascade, detector_infos, release_detectors
 from pipeline.sinks import WriteShards, join
 from pipeline.steps import ERRORS_TAG, NAMESPACE, ApplySteps
 
@@ -166,6 +166,7 @@ def run_curate(argv: list[str]) -> dict:
             check_language_model(args.language_model)
     except LanguageModelError as exc:
         raise StartupError(str(exc)) from exc
+    release_detectors()
     try:
         detectors = detector_infos(args) if args.detectors else []
     except Exception as exc:
@@ -182,12 +183,16 @@ def run_curate(argv: list[str]) -> dict:
     options = PipelineOptions(args.beam_args)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, args, processed_at, num_buckets, detectors, dedup)
-    result = pipeline.run()
+    try:
+        result = pipeline.run()
+        if getattr(result, "has_job", True):
+            result.wait_until_finish()
+    finally:
+        release_detectors()
     if not getattr(result, "has_job", True):
         # A Flex Template launch or --dry_run submits (or only builds) a job: there is nothing on disk yet. The
         # manifest is written afterwards with `lowbg manifest OUTPUT`.
         return {}
-    result.wait_until_finish()
     extra = {"processed_at": processed_at.isoformat(), "num_buckets": num_buckets}
     return finish_run(args.output, args.as_manifest(), query_counters(result), extra)
 

@@ -44,6 +44,12 @@ _ELLIPSES = ("...", "…")
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_RE = re.compile(f"[{_CJK}]|[^\\s{_CJK}]+")  # whitespace-separated, but a CJK character is a token
 _CJK_RE = re.compile(f"[{_CJK}]")
+# Whole-text counts for whitespace-tokenised (non-CJK) text, one regex pass instead of a call per token:
+# tokens holding a letter, and tokens that are a Gopher stop word once surrounding punctuation is stripped.
+_ALPHA_TOKEN_RE = re.compile(r"(?<!\S)(?=[^\s]*?[^\W\d_])\S+")
+_STOP_TOKEN_RE = re.compile(
+    f"(?<!\\S)[{re.escape(_PUNCT)}]*(?:{'|'.join(sorted(GOPHER_STOP_WORDS))})[{re.escape(_PUNCT)}]*(?!\\S)",
+    re.IGNORECASE)
 _HAS_LETTER = re.compile(r"[^\W\d_]").search  # a letter: word characters that are not digits or '_'
 
 
@@ -58,7 +64,8 @@ class _Parsed:
 
 def _parse(text: str) -> _Parsed:
     # C-level map/filter throughout: this runs on every document, and per-token generators cost 5x more.
-    tokens = _TOKEN_RE.findall(text) if _CJK_RE.search(text) else text.split()
+    cjk = _CJK_RE.search(text) is not None
+    tokens = _TOKEN_RE.findall(text) if cjk else text.split()
     core = list(filter(None, map(str.strip, tokens, repeat(_PUNCT))))  # non-symbol words, punctuation stripped
     n_tokens = len(tokens)
     all_lines = text.splitlines()  # DataTrove's line ratios count every line, empty ones too
@@ -76,11 +83,13 @@ def _parse(text: str) -> _Parsed:
     signals = {
         "word_count": len(core),
         "mean_word_length": sum(map(len, core)) / len(core) if core else 0.0,
-        "alpha_word_fraction": len(list(filter(None, map(_HAS_LETTER, tokens)))) / n_tokens if n_tokens else 0.0,
+        "alpha_word_fraction": (len(list(filter(None, map(_HAS_LETTER, tokens)))) if cjk else
+                                len(_ALPHA_TOKEN_RE.findall(text))) / n_tokens if n_tokens else 0.0,
         "symbol_word_ratio": max(hash_ratio, ellipsis_ratio),
         "line_punct_fraction": sum(ln.endswith(_TERMINAL_PUNCT) for ln in lines) / n_lines if n_lines else 0.0,
         "dup_line_fraction": dup_lines / n_lines if n_lines else 0.0,
-        "stop_word_count": sum(map(GOPHER_STOP_WORDS.__contains__, map(str.lower, core))),
+        "stop_word_count": sum(map(GOPHER_STOP_WORDS.__contains__, map(str.lower, core))) if cjk else
+        len(_STOP_TOKEN_RE.findall(text)),
     }
     return _Parsed(
         signals=signals,

@@ -48,6 +48,22 @@ CALIBRATION_SAMPLE = 100_000  # per (detector, language): an exact quantile over
 SORTING_POOL_PASSES = 8  # forward passes' worth of text per RunInference batch
 
 
+# Detectors built by this process for the current run: the launcher builds each once to fail fast, and a runner
+# that executes in the same process (the in-memory DirectRunner) reuses them instead of loading the models again.
+_BUILT: dict[tuple, Detector] = {}
+
+
+def build_cached(name: str, options: dict) -> Detector:
+    key = (name, tuple(sorted(options.items())))
+    if key not in _BUILT:
+        _BUILT[key] = build_detector(name, **options)
+    return _BUILT[key]
+
+
+def release_detectors() -> None:
+    _BUILT.clear()
+
+
 def detector_options(args, name: str) -> dict:
     """The library options of detector ``name`` from `lowbg curate` flags."""
     name = canonical_name(name)
@@ -90,7 +106,7 @@ class DetectorModelHandler(ModelHandler[Document, PredictionResult, Detector]):
                 "element_size_fn": functools.partial(_text_cost, cap=cap)}
 
     def load_model(self) -> Detector:
-        return build_detector(self.name, **self.options)
+        return build_cached(self.name, self.options)
 
     def run_inference(self, batch: Sequence[Document], model: Detector, inference_args=None):
         scores = model.score([doc.text for doc in batch])
@@ -200,8 +216,8 @@ def detector_infos(args) -> list[DetectorInfo]:
     """Name, direction, model ids and published thresholds of each configured detector (loads each once)."""
     infos = []
     for name in args.detectors:
-        detector = build_detector(canonical_name(name), **{k: v for k, v in detector_options(args, name).items()
-                                                            if v is not None})
+        options = {k: v for k, v in detector_options(args, name).items() if v is not None}
+        detector = build_cached(canonical_name(name), options)
         infos.append(DetectorInfo(detector.name, detector.direction, tuple(detector.model_ids),
                                   tuple(sorted(detector.published_thresholds.items()))))
     return infos
