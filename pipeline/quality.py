@@ -70,31 +70,28 @@ def _parse(text: str) -> _Parsed:
     n_tokens = len(tokens)
     all_lines = text.splitlines()  # DataTrove's line ratios count every line, empty ones too
     n_all = len(all_lines)
-    lines = [ln for ln in (ln.strip() for ln in all_lines) if ln]
+    lines = list(filter(None, map(str.strip, all_lines)))
     n_lines = len(lines)
     hash_ratio = text.count("#") / n_tokens if n_tokens else 0.0
     ellipsis_ratio = (text.count("...") + text.count("…")) / n_tokens if n_tokens else 0.0
-    seen: set[str] = set()
-    dup_lines = 0
-    for ln in lines:
-        if ln in seen:
-            dup_lines += 1
-        seen.add(ln)
+    dup_lines = n_lines - len(set(lines))  # lines that repeat an earlier line
     signals = {
         "word_count": len(core),
         "mean_word_length": sum(map(len, core)) / len(core) if core else 0.0,
         "alpha_word_fraction": (len(list(filter(None, map(_HAS_LETTER, tokens)))) if cjk else
                                 len(_ALPHA_TOKEN_RE.findall(text))) / n_tokens if n_tokens else 0.0,
         "symbol_word_ratio": max(hash_ratio, ellipsis_ratio),
-        "line_punct_fraction": sum(ln.endswith(_TERMINAL_PUNCT) for ln in lines) / n_lines if n_lines else 0.0,
+        "line_punct_fraction": sum(map(str.endswith, lines, repeat(_TERMINAL_PUNCT))) / n_lines if n_lines else 0.0,
         "dup_line_fraction": dup_lines / n_lines if n_lines else 0.0,
         "stop_word_count": sum(map(GOPHER_STOP_WORDS.__contains__, map(str.lower, core))) if cjk else
         len(_STOP_TOKEN_RE.findall(text)),
     }
+    bullets = sum(map(str.startswith, map(str.lstrip, all_lines), repeat(_BULLETS)))
+    ellipses = sum(map(str.endswith, map(str.rstrip, all_lines), repeat(_ELLIPSES)))
     return _Parsed(
         signals=signals,
-        bullet_line_fraction=sum(ln.lstrip().startswith(_BULLETS) for ln in all_lines) / n_all if n_all else 0.0,
-        ellipsis_line_fraction=sum(ln.rstrip().endswith(_ELLIPSES) for ln in all_lines) / n_all if n_all else 0.0,
+        bullet_line_fraction=bullets / n_all if n_all else 0.0,
+        ellipsis_line_fraction=ellipses / n_all if n_all else 0.0,
         hash_ratio=hash_ratio,
         ellipsis_ratio=ellipsis_ratio,
     )
