@@ -307,7 +307,8 @@ class WarcFileReader:
 
     def _one_record(self, record, offset: int | None, stats: InputStats):
         headers = record.rec_headers
-        record_type = record.rec_type or "unknown"
+        # WARC-Type is matched case-insensitively, as readers of WARC 1.1 do ("RESPONSE" is a response).
+        record_type = (record.rec_type or "").strip().lower() or "unknown"
         if record_type == "warcinfo":
             self._note_warcinfo(record)
         if record_type not in DOCUMENT_TYPES:
@@ -316,7 +317,7 @@ class WarcFileReader:
             return
         record_id = _header(headers, "WARC-Record-ID")
         try:
-            item = self._document_record(record, offset, record_id)
+            item = self._document_record(record, offset, record_id, record_type)
         except Exception as exc:  # bad chunking, bad content-encoding, broken gzip inside the record
             stats.errors += 1
             yield ErrorRecord.from_exception(exc, warc_file=self.path, stage=STAGE, reason=ERROR_PARSE,
@@ -348,7 +349,7 @@ class WarcFileReader:
                     self.file_crawl = crawl
                 return
 
-    def _document_record(self, record, offset: int | None, record_id: str | None) -> WarcRecord:
+    def _document_record(self, record, offset: int | None, record_id: str | None, record_type: str) -> WarcRecord:
         headers, http = record.rec_headers, record.http_headers
         crawl, rule = (self.file_crawl, "warcinfo") if self.file_crawl else (self.path_crawl, self.path_crawl_rule)
         stream = record.content_stream()
@@ -362,7 +363,7 @@ class WarcFileReader:
         while record.raw_stream.read(_SCAN_CHUNK):  # drain what the HTTP decoder did not need
             pass
         return WarcRecord(
-            warc_file=self.path, offset=offset, record_type=record.rec_type, record_id=record_id,
+            warc_file=self.path, offset=offset, record_type=record_type, record_id=record_id,
             target_uri=_header(headers, "WARC-Target-URI"), warc_date_raw=headers.get_header("WARC-Date"),
             warc_content_type=_header(headers, "Content-Type"),
             identified_payload_type=_header(headers, "WARC-Identified-Payload-Type"),
