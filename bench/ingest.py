@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.extract import decode, html_to_text, media_type  # noqa: E402
-from pipeline.warc_reader import WarcFileReader, WarcRecord  # noqa: E402
+from pipeline.warc_reader import WarcRecord  # noqa: E402
 
 FIXTURES = [ROOT / "tests/data/warc/cc-main-2020-34.warc.gz", ROOT / "tests/data/warc/ia-2008-heritrix.warc.gz"]
 _TEXT_NODE = re.compile(rb">([^<>]{20,})<")
@@ -138,14 +138,6 @@ def stage_rates(texts: list[str]) -> dict[str, float]:
         detector.score(texts[i:i + 64])
     rates["fastText AI-text detector"] = len(texts) / (time.perf_counter() - start)
     return rates
-
-
-def reader_only(paths: list[Path]) -> int:
-    n = 0
-    for path in paths:
-        for item in WarcFileReader(str(path), lambda p: open(p, "rb")):
-            n += isinstance(item, WarcRecord)
-    return n
 
 
 def run_pipeline(paths: list[Path], output: Path, beam_args: list[str]) -> float:

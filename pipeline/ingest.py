@@ -20,7 +20,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from pipeline.document import ERROR_OPEN, ERROR_PARSE, Document, ErrorRecord
+from pipeline.document import ERROR_OPEN, ERROR_PARSE, ErrorRecord
 from pipeline.extract import record_to_document
 from pipeline.manifest import LIST_STAGE
 from pipeline.steps import ERRORS_TAG, NAMESPACE, error_counter
@@ -193,8 +193,3 @@ class ExtractText(beam.PTransform):
     def expand(self, records):
         out = records | "Extract" >> beam.ParDo(self.fn).with_outputs(ERRORS_TAG, main="documents")
         return {"documents": out.documents, "errors": out[ERRORS_TAG]}
-
-
-def documents_only(pcoll) -> beam.PCollection:
-    """Type hint helper for readers of the graph: a PCollection[Document]."""
-    return pcoll.with_output_types(Document)
