@@ -3,56 +3,66 @@
 Graph: ReadWarc -> ExtractText -> per-document steps (content policy, language, quality) -> Dedup
 (exact, reference, near) -> ScoreCascade (detectors) -> CalibrateAndDecide -> Parquet sinks. Every branch that
 can fail has an errors output; all of them meet in the errors shards. The manifest is written last, by the
-launcher, after the job has finished.
+launcher, after the job has finished (the run-completion contract, :mod:`schemas.run`).
+
+Before any input is read, the launcher refuses what cannot work (exit 2, one line): a bad command line
+(:mod:`pipeline.options`), an output folder that cannot be written or already holds a run, a missing
+``--input-list``, a language, detector or thresholds file, or reference index that does not load or does not fit
+(``--languages`` must be labels of the language model). A job that does not end ``DONE``, or whose counts do not
+balance, gets no manifest (exit 1).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineState
 
 import schemas
+from pipeline.cli import ArgumentParser, InputError, RunFailed, run_command
 from pipeline.dedup import Dedup, ReferenceIndexError
 from pipeline.document import utcnow
 from pipeline.ingest import ExtractText, ReadWarc, read_path_list
 from pipeline.langid import LanguageModelError, LanguageStep, check_language_model
 from pipeline.machine_policy import check_thresholds_file
-from pipeline.manifest import INPUTS_FILE, MANIFEST, build_manifest, check_balance, write_manifest
+from pipeline.manifest import (
+    BEAM_FILES,
+    INPUTS_FILE,
+    MANIFEST,
+    build_manifest,
+    check_balance,
+    read_run_manifest,
+    write_manifest,
+)
 from pipeline.options import CurateArgs, parse_curate_args
 from pipeline.policy import ContentPolicy
 from pipeline.quality import QualityStep
 from pipeline.scoring import THRESHOLDS_FILE, CalibrateAndDecide, ScoreCascade, detector_infos, release_detectors
-from pipeline.sinks import WriteShards, join
+from pipeline.sinks import WriteShards, check_writable, join, prepare_output, write_atomically
 from pipeline.steps import ERRORS_TAG, NAMESPACE, ApplySteps
+from schemas.run import IncompleteRun, temporary_files
 
 MAX_DEFAULT_BUCKETS = 1024
 
 
-class OutputNotEmpty(RuntimeError):
-    pass
-
-
-class StartupError(RuntimeError):
+class StartupError(InputError):
     """A configuration that cannot run (a model that does not load): raised before any input is read."""
 
 
-def prepare_output(output: str, overwrite: bool) -> None:
-    """Refuse to mix two runs in one folder unless asked to replace the old one."""
-    old = [join(output, name) for name in (MANIFEST, INPUTS_FILE, THRESHOLDS_FILE)]
-    old_shards = []
-    for kind in schemas.KINDS:
-        old_shards += [m.path for m in FileSystems.match([join(output, f"{kind}/*.parquet")])[0].metadata_list]
-    existing = [p for p in old if FileSystems.exists(p)] + old_shards
-    if existing and not overwrite:
-        raise OutputNotEmpty(f"{output} already holds a run ({len(existing)} files); use --overwrite to replace it")
-    if existing:
-        FileSystems.delete(existing)
+def check_input_lists(paths: list[str]) -> None:
+    """A path list that does not exist is a mistake in the command, not a damaged input: refuse it at start."""
+    for path in paths:
+        try:
+            found = FileSystems.exists(path)
+        except Exception as exc:  # an unknown scheme, a filesystem that cannot be reached
+            raise InputError(f"--input-list {path}: {exc}") from exc
+        if not found:
+            raise InputError(f"--input-list {path}: no such file")
 
 
 def count_inputs(args: CurateArgs) -> int | None:
@@ -128,9 +138,8 @@ def _count_curated(doc) -> None:
 
 
 def _write_inputs(items: list[dict], output: str) -> None:
-    with FileSystems.create(join(output, INPUTS_FILE)) as fh:
-        for item in sorted(items, key=lambda d: d["path"]):
-            fh.write((json.dumps(item, sort_keys=True) + "\n").encode())
+    data = "".join(json.dumps(item, sort_keys=True) + "\n" for item in sorted(items, key=lambda d: d["path"]))
+    write_atomically(join(output, INPUTS_FILE), lambda fh: fh.write(data.encode()))
 
 
 def read_thresholds(output: str) -> dict:
@@ -156,14 +165,16 @@ def query_counters(result) -> dict[str, int]:
 
 def run_curate(argv: list[str]) -> dict:
     args = parse_curate_args(argv)
+    # The output first (cheap, and the commonest surprise), then everything else that can be checked without
+    # reading input: a mistake is reported in seconds, not after the whole job has run.
+    check_writable(args.output)
     prepare_output(args.output, args.overwrite)
+    check_input_lists(args.input_list)
     processed_at = args.processed_at or utcnow()
-    n_inputs = count_inputs(args)
-    num_buckets = args.num_buckets or max(1, min(MAX_DEFAULT_BUCKETS, n_inputs or 256))
     # Models are checked here once, so one that cannot load fails before any input is read.
     try:
         if not args.skip_language_id:
-            check_language_model(args.language_model)
+            check_language_model(args.language_model, args.languages)
     except LanguageModelError as exc:
         raise StartupError(str(exc)) from exc
     release_detectors()
@@ -175,11 +186,13 @@ def run_curate(argv: list[str]) -> dict:
         try:
             check_thresholds_file(args.thresholds, detectors)
         except (OSError, ValueError) as exc:
-            raise StartupError(str(exc)) from exc
+            raise StartupError(f"--thresholds {args.thresholds}: {exc}") from exc
     try:
         dedup = Dedup.from_options(args)  # refuses a reference index built with other MinHash settings
     except (OSError, ReferenceIndexError) as exc:
         raise StartupError(str(exc)) from exc
+    n_inputs = count_inputs(args)
+    num_buckets = args.num_buckets or max(1, min(MAX_DEFAULT_BUCKETS, n_inputs or 256))
     options = PipelineOptions(args.beam_args)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, args, processed_at, num_buckets, detectors, dedup)
@@ -193,12 +206,29 @@ def run_curate(argv: list[str]) -> dict:
         # A Flex Template launch or --dry_run submits (or only builds) a job: there is nothing on disk yet. The
         # manifest is written afterwards with `lowbg manifest OUTPUT`.
         return {}
+    state = getattr(result, "state", PipelineState.DONE)
+    if state != PipelineState.DONE:
+        raise RunFailed(f"the job ended {state}, not DONE: no manifest written, {args.output} is not a finished run")
     extra = {"processed_at": processed_at.isoformat(), "num_buckets": num_buckets}
-    return finish_run(args.output, args.as_manifest(), query_counters(result), extra)
+    return finish_run(args.output, args.as_manifest(), query_counters(result), extra, job_finished=True)
 
 
-def finish_run(output: str, options: dict, metrics: dict[str, int], extra: dict) -> dict:
-    """Build the manifest from what is on disk, fail loudly unless it balances, then write it (last)."""
+def finish_run(output: str, options: dict, metrics: dict[str, int], extra: dict, job_finished: bool = False) -> dict:
+    """Build the manifest from what is on disk, fail loudly unless it balances, then write it (last).
+
+    Files still under a temporary name mean a writer is running, or died: refused, unless the caller knows the
+    job has finished (``job_finished``), when they are debris of failed or retried attempts and are deleted.
+    """
+    leftovers = temporary_files(BEAM_FILES, output)
+    if leftovers and not job_finished:
+        raise InputError(f"{output} holds {len(leftovers)} file(s) still under a temporary name (e.g. "
+                         f"{leftovers[0]}): a writer may still be running. If the job has finished, run again with "
+                         "--job-finished to delete them")
+    if leftovers:
+        FileSystems.delete(leftovers)
+    if not FileSystems.exists(join(output, INPUTS_FILE)):
+        raise InputError(f"{output} has no {INPUTS_FILE}: not a `lowbg curate` output folder, or the job has not "
+                         "finished reading its inputs")
     extra = {**extra, "thresholds": read_thresholds(output)}
     manifest = build_manifest(output, options, metrics, extra)
     check_balance(manifest)
@@ -206,16 +236,39 @@ def finish_run(output: str, options: dict, metrics: dict[str, int], extra: dict)
     return manifest
 
 
+def build_manifest_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="lowbg manifest", description=(
+        "Write the manifest of a `lowbg curate` run that finished elsewhere (a Dataflow template job), after "
+        "checking that its inputs record is there, no writer is still at work and the counts balance. On a run "
+        "that already has a valid manifest, check it against the shards and print its summary."))
+    p.add_argument("output", help="the --output folder of the finished run")
+    p.add_argument("--job-finished", action="store_true",
+                   help="the job has finished (see its state on the runner): delete files left under a temporary "
+                   "name by failed or retried workers instead of refusing")
+    return p
+
+
+def _manifest(argv: list[str]) -> int:
+    ns = build_manifest_parser().parse_args(argv)
+    if FileSystems.exists(join(ns.output, MANIFEST)):
+        try:
+            existing = read_run_manifest(ns.output)
+        except IncompleteRun as exc:  # never silently replaced: it may be the only record of the run's options
+            raise InputError(f"{exc}; if the run has finished, move that manifest away and run `lowbg manifest` "
+                             "again to write a new one") from exc
+        print(summary(existing))
+        print(f"manifest: {join(ns.output, MANIFEST)} is valid and names exactly the shards present")
+        return 0
+    manifest = finish_run(ns.output, {"output": ns.output, "note": "manifest written after the run"}, {}, {},
+                          job_finished=ns.job_finished)
+    print(summary(manifest))
+    print(f"manifest: {join(ns.output, MANIFEST)}")
+    return 0
+
+
 def manifest_main(argv: list[str]) -> int:
     """`lowbg manifest OUTPUT`: write the manifest of a run that finished elsewhere (a Dataflow template job)."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="lowbg manifest", description=manifest_main.__doc__)
-    parser.add_argument("output", help="the --output folder of the finished run")
-    ns = parser.parse_args(argv)
-    manifest = finish_run(ns.output, {"output": ns.output, "note": "manifest written after the run"}, {}, {})
-    print(summary(manifest))
-    return 0
+    return run_command("lowbg manifest", lambda: _manifest(argv))
 
 
 def summary(manifest: dict) -> str:
@@ -228,22 +281,22 @@ def summary(manifest: dict) -> str:
     return "\n".join([
         line("records in", c["records_in"]),
         line("curated", c["curated"]),
-        line("rejected", c["rejected"], c["rejected_by_reason"]),
+        line("rejected", c["rejected"], c.get("rejected_by_reason")),
         line("skipped", sum(c["skipped"].values()), c["skipped"]),
-        line("errors", c["errors"], c["errors_by_reason"]),
+        line("errors", c["errors"], c.get("errors_by_reason")),
         f"balanced       {'yes' if manifest['balanced'] else 'NO'}",
     ])
 
 
-def main(argv: list[str]) -> int:
-    try:
-        manifest = run_curate(argv)
-    except (OutputNotEmpty, StartupError) as exc:
-        print(f"lowbg curate: {exc}", file=sys.stderr)
-        return 2
+def _curate(argv: list[str]) -> int:
+    manifest = run_curate(argv)
     if not manifest:
         print("job submitted; when it has finished, write its manifest with: lowbg manifest OUTPUT")
         return 0
     print(summary(manifest))
     print(f"manifest: {join(manifest['options']['output'], MANIFEST)}")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return run_command("lowbg curate", lambda: _curate(argv))

@@ -5,56 +5,149 @@ of its pre-cutoff documents (or takes them from ``--thresholds``), clears earlie
 ``uncertain`` decisions, applies :class:`pipeline.machine_policy.MachinePolicy` again and writes new curated and
 rejected shards (one output shard per input shard, same names) and a manifest that balances: every row read is
 written exactly once. Other reject reasons (language, dedup, ...) are kept as they were.
+
+The input must be a finished run (:mod:`schemas.run`): its manifest is valid and names exactly the shards in the
+folder; ``--allow-incomplete`` reads a folder without one (the shards present, the detectors and options of its
+``_thresholds.json`` and the flags), and the new manifest says so (``"source_complete": false``). The output must
+not be the input folder, nor inside it or around it. Before anything is read, the output is checked: writable,
+and not holding another run unless ``--overwrite``. Every file goes through Beam's FileSystems (local, gs://,
+s3://) and is written atomically, the manifest last.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+import os
+import posixpath
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
 import schemas
+from pipeline.cli import ArgumentParser, InputError, UsageError, run_command
 from pipeline.document import REASON_MACHINE_GENERATED, REASON_UNCERTAIN, Document
 from pipeline.machine_policy import DetectorInfo, MachinePolicy, calibration_keys, compute_thresholds
-from pipeline.manifest import MANIFEST, check_balance
+from pipeline.manifest import check_balance, read_run_manifest, run_shards, write_manifest
+from pipeline.options import fraction, positive_int
+from pipeline.sinks import check_writable, join, prepare_output, write_atomically
+from schemas.run import THRESHOLDS_FILE
 
 REDECIDED = frozenset({REASON_MACHINE_GENERATED, REASON_UNCERTAIN})
+KINDS = ("curated", "rejected")
+# `lowbg curate`'s defaults, for a source run without a manifest (--allow-incomplete)
+CURATE_DEFAULTS = {"target_fpr": 0.01, "min_calibration_docs": 200, "on_uncertain": "keep"}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lowbg decide", description=__doc__.split("\n\n")[0])
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="lowbg decide", description=__doc__.split("\n\n")[0])
     p.add_argument("--input", required=True, metavar="RUN_DIR", help="output folder of a scored `lowbg curate` run")
-    p.add_argument("--output", required=True, metavar="DIR")
-    p.add_argument("--target-fpr", type=float, default=None, help="default: the run's")
+    p.add_argument("--output", required=True, metavar="DIR", help="a new folder (not the input, nor in it)")
+    p.add_argument("--target-fpr", type=fraction, default=None, help="default: the run's")
     p.add_argument("--thresholds", default=None, metavar="FILE", help="thresholds JSON (lowbg detect calibrate)")
-    p.add_argument("--min-calibration-docs", type=int, default=None, help="default: the run's")
+    p.add_argument("--min-calibration-docs", type=positive_int, default=None, help="default: the run's")
     p.add_argument("--on-uncertain", choices=["keep", "reject"], default=None, help="default: the run's")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="read a run folder without a valid manifest (a run that finished elsewhere)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --output")
     return p
 
 
-def _rows(paths: list[Path], kind: str):
+def _normal(path: str) -> str:
+    """A comparable form of a folder: absolute and symlink-free locally, normalised for a URL."""
+    if "://" in path:
+        scheme, rest = path.split("://", 1)
+        return f"{scheme}://{posixpath.normpath('/' + rest).lstrip('/')}"
+    return os.path.realpath(os.path.abspath(path))
+
+
+def check_separate(source: str, output: str) -> None:
+    """Refuse an output that is the input folder, inside it, or around it: writing there would replace or mix
+    with the run being read (its manifest first of all)."""
+    a, b = _normal(source), _normal(output)
+    if a == b:
+        raise UsageError(f"--output {output} is the --input folder: it would replace the run being read; "
+                         "give a new folder")
+    if b.startswith(a.rstrip("/") + "/"):
+        raise UsageError(f"--output {output} is inside the --input run {source}; give a folder outside it")
+    if a.startswith(b.rstrip("/") + "/"):
+        raise UsageError(f"--output {output} contains the --input run {source}; give a folder outside it")
+
+
+def _read_json(path: str) -> dict:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        return json.loads(fh.read())
+
+
+def check_thresholds_arg(path: str | None) -> None:
+    if path is None:
+        return
+    if not os.path.isfile(path):
+        raise InputError(f"--thresholds {path}: no such file")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"--thresholds {path}: not a readable thresholds JSON file: {exc}") from exc
+    if not isinstance(data, dict) or "detector" not in data:
+        raise InputError(f"--thresholds {path}: not a thresholds file of `lowbg detect calibrate` (no detector)")
+
+
+def _rows(paths: list[str], kind: str) -> Iterator[tuple[str, list[dict]]]:
     for path in paths:
-        yield path, schemas.read_shard(str(path), kind).to_pylist()
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            table = pq.read_table(fh)
+        try:
+            schemas.validate_table(table, kind)
+        except schemas.SchemaMismatch as exc:
+            raise InputError(f"{path}: {exc}") from exc
+        yield path, table.to_pylist()
 
 
-def decide(run_dir: Path, output: Path, target_fpr: float | None = None, thresholds_file: str | None = None,
-           min_docs: int | None = None, on_uncertain: str | None = None) -> dict:
-    source = json.loads((run_dir / MANIFEST).read_text())
-    options = source["options"]
+def _source(run_dir: str, allow_incomplete: bool) -> tuple[dict | None, dict, dict]:
+    """(manifest or None, options, thresholds of the run) of the source run."""
+    manifest = read_run_manifest(run_dir, allow_incomplete)
+    if manifest is not None:
+        old = manifest.get("thresholds") or {}
+        if not old:
+            raise InputError(f"{run_dir} was not scored (no thresholds in its manifest): nothing to re-decide")
+        return manifest, manifest["options"], old
+    path = join(run_dir, THRESHOLDS_FILE)
+    if not FileSystems.exists(path):
+        raise InputError(f"{run_dir} has neither a valid manifest nor {THRESHOLDS_FILE}: it was not scored or "
+                         "stopped before calibration; nothing to re-decide")
+    try:
+        old = _read_json(path)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: unreadable: {exc}") from exc
+    return None, dict(CURATE_DEFAULTS), old
+
+
+def decide(run_dir: str | Path, output: str | Path, target_fpr: float | None = None,
+           thresholds_file: str | None = None, min_docs: int | None = None, on_uncertain: str | None = None,
+           *, allow_incomplete: bool = False, overwrite: bool = False) -> dict:
+    run_dir, output = str(run_dir), str(output)
+    # Everything that can be refused is refused before a shard is read.
+    check_separate(run_dir, output)
+    check_thresholds_arg(thresholds_file)
+    check_writable(output)
+    source, options, old = _source(run_dir, allow_incomplete)
+    prepare_output(output, overwrite)
     target_fpr = target_fpr if target_fpr is not None else options["target_fpr"]
     min_docs = min_docs if min_docs is not None else options["min_calibration_docs"]
     on_uncertain = on_uncertain or options["on_uncertain"]
-    old = source.get("thresholds") or {}
-    if not old:
-        raise SystemExit(f"lowbg decide: {run_dir} was not scored (no thresholds in its manifest)")
-    infos = [DetectorInfo(name, e["direction"], tuple(e["models"])) for name, e in old.items()]
-    shards = {kind: sorted((run_dir / kind).glob("part-*.parquet")) for kind in ("curated", "rejected")}
+    try:
+        infos = [DetectorInfo(name, e["direction"], tuple(e["models"])) for name, e in old.items()]
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise InputError(f"{run_dir}: thresholds record without detector direction and models: {exc}") from exc
+    shards = {kind: run_shards(run_dir, kind, source) for kind in KINDS}
 
     # Pass 1: the stored scores of pre-cutoff documents (kept ones: the population the pipeline calibrated on).
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for kind in ("curated", "rejected"):
+    for kind in KINDS:
         for _, rows in _rows(shards[kind], kind):
             for row in rows:
                 doc = Document.from_row(row)
@@ -69,11 +162,11 @@ def decide(run_dir: Path, output: Path, target_fpr: float | None = None, thresho
 
     # Pass 2: decide again and write, one output shard per input shard.
     policy = MachinePolicy([i.name for i in infos], on_uncertain)
-    output.mkdir(parents=True, exist_ok=True)
     out_rows: dict[str, dict[str, list[dict]]] = {"curated": {}, "rejected": {}}
     records_in, reasons = 0, Counter()
-    for kind in ("curated", "rejected"):
+    for kind in KINDS:
         for path, rows in _rows(shards[kind], kind):
+            name = FileSystems.split(path)[1]
             for row in rows:
                 records_in += 1
                 doc = Document.from_row(row)
@@ -83,18 +176,19 @@ def decide(run_dir: Path, output: Path, target_fpr: float | None = None, thresho
                 target = "rejected" if doc.rejected else "curated"
                 if doc.rejected:
                     reasons[doc.reason] += 1
-                out_rows[target].setdefault(path.name, []).append(doc.to_row())
+                out_rows[target].setdefault(name, []).append(doc.to_row())
     for kind, by_name in out_rows.items():
-        (output / kind).mkdir(exist_ok=True)
         for name, rows in sorted(by_name.items()):
-            schemas.write_shard(rows, kind, str(output / kind / name))
+            write_atomically(join(output, f"{kind}/{name}"),
+                             lambda fh, rows=rows, kind=kind: schemas.write_shard(rows, kind, fh))
     curated = sum(len(r) for r in out_rows["curated"].values())
     rejected = sum(len(r) for r in out_rows["rejected"].values())
     manifest = {
         "schema_version": schemas.SCHEMA_VERSION, "pipeline_version": schemas.package_version(),
-        "decided_from": str(run_dir), "source_counts": source["counts"],
+        "decided_from": run_dir, "source_complete": source is not None,
+        "source_counts": source["counts"] if source else None,
         "options": {"target_fpr": target_fpr, "thresholds": thresholds_file, "min_calibration_docs": min_docs,
-                    "on_uncertain": on_uncertain},
+                    "on_uncertain": on_uncertain, "output": output},
         "thresholds": thresholds,
         "counts": {"records_in": records_in, "curated": curated, "rejected": rejected,
                    "rejected_by_reason": dict(sorted(reasons.items())),
@@ -103,21 +197,23 @@ def decide(run_dir: Path, output: Path, target_fpr: float | None = None, thresho
         "shards": {kind: sorted(f"{kind}/{n}" for n in by_name) for kind, by_name in out_rows.items()},
     }
     check_balance(manifest)
-    (output / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    write_manifest(output, manifest)
     return manifest
 
 
-def main(argv: list[str]) -> int:
+def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    manifest = decide(Path(args.input), Path(args.output), args.target_fpr, args.thresholds,
-                      args.min_calibration_docs, args.on_uncertain)
+    manifest = decide(args.input, args.output, args.target_fpr, args.thresholds, args.min_calibration_docs,
+                      args.on_uncertain, allow_incomplete=args.allow_incomplete, overwrite=args.overwrite)
     c = manifest["counts"]
+    if not manifest["source_complete"]:
+        print(f"note: {args.input} had no valid manifest (--allow-incomplete): decided over the shards present")
     for name, entry in manifest["thresholds"].items():
         print(f"{name}: threshold {entry['threshold']} ({entry['source']}, n_human={entry.get('n_human')})")
     print(f"records {c['records_in']}: curated {c['curated']}, rejected {c['rejected']} {c['rejected_by_reason']}")
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+def main(argv: list[str]) -> int:
+    return run_command("lowbg decide", lambda: _main(argv))
 

@@ -7,14 +7,18 @@ newlines replaced by spaces, as FineWeb does); a policy then rejects documents w
 A truncated or corrupt model does not fail cleanly in fastText: it can crash the process or hang. So
 :func:`check_language_model`, which the CLI calls before any work, verifies the bundled file's SHA-256; any
 other model gets its header and layout checked (a truncated file is found without loading it) and is then
-loaded once in a child process with a time limit. Workers load the model in ``setup()``; the
-loaded model is never pickled.
+loaded once in a child process with a time limit. The same check compares ``--languages`` with the model's
+labels (lid.176's 176 codes, or a custom model's own), so a code the model never outputs (``xx``, ``eng``) is
+refused instead of rejecting every document. Workers load the model in ``setup()``; the loaded model is never
+pickled.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib.resources
+import json
 import mmap
 import os
 import struct
@@ -131,13 +135,40 @@ def _load_fasttext(path: str):
         raise LanguageModelError(f"cannot load language model {path}: {exc}") from exc
 
 
-def check_language_model(path: str | None) -> str:
-    """Validate the model that ``--language-model`` names (None: the bundled one) before any work starts.
+class UnknownLanguage(LanguageModelError):
+    """A ``--languages`` code that is not one of the language model's labels."""
 
-    Returns a short description for the run manifest; raises :class:`LanguageModelError` with a clear message.
+
+def check_languages(languages: Sequence[str], labels: Sequence[str], model: str) -> None:
+    """Refuse language codes the model never outputs, naming the closest label of each."""
+    known = set(labels)
+    for code in languages:
+        if code in known:
+            continue
+        lower = code.lower()
+        base = lower.replace("_", "-").split("-")[0]  # zh-CN, pt_BR: lid.176 has the language only
+        close = [c for c in (lower, base) if c in known][:1] or difflib.get_close_matches(lower, sorted(known), 3)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise UnknownLanguage(f"--languages {code!r} is not a label of the language model {model} "
+                              f"({len(known)} labels, e.g. {', '.join(sorted(known)[:5])}){hint}")
+
+
+def _labels(model) -> list[str]:
+    return [label.removeprefix(_LABEL_PREFIX) for label in model.get_labels()]
+
+
+def check_language_model(path: str | None, languages: Sequence[str] | None = None) -> str:
+    """Validate the model that ``--language-model`` names (None: the bundled one) before any work starts, and
+    that every code in ``languages`` is one of its labels.
+
+    Returns a short description for the run manifest; raises :class:`LanguageModelError` (:class:`UnknownLanguage`
+    for a code the model does not know) with a clear message.
     """
     if path is None:
         _check_bundled()
+        if languages:  # the file's digest was just verified: safe to load here
+            with importlib.resources.as_file(_bundled_ref()) as bundled:
+                check_languages(languages, _labels(_load_fasttext(str(bundled))), f"bundled {BUNDLED_MODEL}")
         return f"bundled {BUNDLED_MODEL} (sha256 {BUNDLED_SHA256[:12]})"
     if not os.path.isfile(path):
         raise LanguageModelError(f"language model {path} does not exist or is not a file")
@@ -148,9 +179,10 @@ def check_language_model(path: str | None) -> str:
     except OSError as exc:
         raise LanguageModelError(f"cannot read language model {path}: {exc}") from exc
     # Damage the layout walk cannot see can still segfault or hang fastText: load it once out of process.
-    probe = ("import sys, fasttext; m = fasttext.load_model(sys.argv[1]); "
+    probe = ("import json, sys, fasttext; m = fasttext.load_model(sys.argv[1]); "
              "labels, _ = m.predict('language identification probe'); "
-             f"sys.exit(0 if labels and labels[0].startswith({_LABEL_PREFIX!r}) else 3)")
+             f"ok = bool(labels) and labels[0].startswith({_LABEL_PREFIX!r}); "
+             "print(json.dumps(m.get_labels()) if ok else ''); sys.exit(0 if ok else 3)")
     try:
         done = subprocess.run([sys.executable, "-c", probe, path], capture_output=True, text=True,
                               timeout=_CHECK_TIMEOUT_S)
@@ -161,6 +193,12 @@ def check_language_model(path: str | None) -> str:
     if done.returncode != 0:
         tail = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise LanguageModelError(f"language model {path} failed to load (exit {done.returncode}): {tail}")
+    if languages:
+        try:
+            labels = json.loads(done.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError) as exc:
+            raise LanguageModelError(f"language model {path}: could not read its labels") from exc
+        check_languages(languages, [label.removeprefix(_LABEL_PREFIX) for label in labels], path)
     return os.path.abspath(path)
 
 

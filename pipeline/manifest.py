@@ -13,24 +13,66 @@ from collections import Counter
 from importlib import metadata
 
 import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 import schemas
-from pipeline.sinks import TMP_PREFIX, join
+from pipeline.cli import RunFailed
+from pipeline.sinks import join, write_atomically
+from schemas.run import INPUTS_FILE, MANIFEST_FILE, IncompleteRun, read_finished_manifest, shard_paths
 
-MANIFEST = "manifest.json"
+MANIFEST = MANIFEST_FILE
 LIST_STAGE = "list"
-INPUTS_FILE = "_inputs.jsonl"
 
 
-class UnbalancedRun(RuntimeError):
+class UnbalancedRun(RunFailed):
     """records_in != curated + rejected + skipped + errors: something was lost or counted twice."""
 
 
+class BeamFiles:
+    """:class:`schemas.run.RunFiles` through Beam's FileSystems: local paths, gs://, s3://, ..."""
+
+    def join(self, base: str, *parts: str) -> str:
+        return FileSystems.join(base, *parts)
+
+    def split(self, path: str) -> tuple[str, str]:
+        return FileSystems.split(path.rstrip("/") if "://" in path else path)
+
+    def exists(self, path: str) -> bool:
+        return FileSystems.exists(path)
+
+    def read_bytes(self, path: str) -> bytes:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            return fh.read()
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+
+
+BEAM_FILES = BeamFiles()
+
+
 def list_shards(output: str, kind: str) -> list[str]:
-    pattern = join(output, f"{kind}/part-*.parquet")
-    found = FileSystems.match([pattern])[0].metadata_list
-    return sorted(m.path for m in found if TMP_PREFIX not in m.path)
+    """The finished shards of one kind in ``output`` as listed now (temporary files excluded)."""
+    return shard_paths(BEAM_FILES, output, kind)
+
+
+def read_run_manifest(run_dir: str, allow_incomplete: bool = False) -> dict | None:
+    """The manifest of the finished run in ``run_dir`` (any Beam filesystem), checked as :mod:`schemas.run`
+    says; :class:`IncompleteRun` when there is none that is valid, or None with ``allow_incomplete``."""
+    try:
+        return read_finished_manifest(run_dir, BEAM_FILES)
+    except IncompleteRun:
+        if allow_incomplete:
+            return None
+        raise
+
+
+def run_shards(run_dir: str, kind: str, manifest: dict | None) -> list[str]:
+    """The shards of one kind to read: those the manifest names, or (no manifest) the finished ones present."""
+    if manifest is None:
+        return list_shards(run_dir, kind)
+    return [join(run_dir, p) for p in manifest["shards"].get(kind, [])]
 
 
 def count_shards(output: str, kind: str) -> tuple[int, Counter, Counter, list[str]]:
@@ -49,7 +91,7 @@ def count_shards(output: str, kind: str) -> tuple[int, Counter, Counter, list[st
 
 
 def read_inputs(output: str) -> list[dict]:
-    with FileSystems.open(join(output, INPUTS_FILE)) as fh:
+    with FileSystems.open(join(output, INPUTS_FILE), compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         return sorted((json.loads(line) for line in fh.read().decode().splitlines() if line.strip()),
                       key=lambda d: d["path"])
 
@@ -96,17 +138,17 @@ def build_manifest(output: str, options: dict, metrics: dict[str, int] | None, e
         "counts": counts,
         "balanced": records_in == curated + rejected + sum(skipped.values()) + errors,
         "metrics": dict(sorted((metrics or {}).items())),
-        "shards": {"curated": _relative(output, curated_paths), "rejected": _relative(output, rejected_paths),
-                   "errors": _relative(output, error_paths)},
+        "shards": {"curated": _relative("curated", curated_paths),
+                   "rejected": _relative("rejected", rejected_paths), "errors": _relative("errors", error_paths)},
     }
     if extra:
         manifest.update(extra)
     return manifest
 
 
-def _relative(output: str, paths: list[str]) -> list[str]:
-    prefix = output.rstrip("/") + "/"
-    return [p[len(prefix):] if p.startswith(prefix) else p for p in paths]
+def _relative(kind: str, paths: list[str]) -> list[str]:
+    """Shard paths as the manifest names them: relative to the run folder, whatever the filesystem."""
+    return [f"{kind}/{FileSystems.split(p)[1]}" for p in paths]
 
 
 def check_balance(manifest: dict) -> None:
@@ -120,7 +162,7 @@ def check_balance(manifest: dict) -> None:
 
 
 def write_manifest(output: str, manifest: dict) -> str:
-    path = join(output, MANIFEST)
-    with FileSystems.create(path) as fh:
-        fh.write(json.dumps(manifest, indent=2, sort_keys=False, default=str).encode())
-    return path
+    """Write ``manifest.json`` atomically: after this returns it is complete; if it raises there is none (or the
+    previous one, untouched). Call it last, after every other file of the run is in place."""
+    data = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode()
+    return write_atomically(join(output, MANIFEST), lambda fh: fh.write(data))

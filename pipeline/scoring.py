@@ -24,7 +24,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
@@ -39,11 +38,11 @@ from pipeline.machine_policy import (
     is_human_era,
     stable_fraction,
 )
-from pipeline.sinks import join
+from pipeline.sinks import join, write_atomically
 from pipeline.steps import NAMESPACE, error_counter, reject_counter
 
 CHEAP_DETECTORS = frozenset({"fasttext"})
-THRESHOLDS_FILE = "_thresholds.json"
+THRESHOLDS_FILE = "_thresholds.json"  # schemas.run.THRESHOLDS_FILE
 CALIBRATION_SAMPLE = 100_000  # per (detector, language): an exact quantile over a bounded, deterministic sample
 SORTING_POOL_PASSES = 8  # forward passes' worth of text per RunInference batch
 
@@ -264,5 +263,5 @@ def _decide(doc: Document, policy: MachinePolicy, thresholds: dict) -> Document:
 
 
 def _write_thresholds(thresholds: dict, output: str) -> None:
-    with FileSystems.create(join(output, THRESHOLDS_FILE)) as fh:
-        fh.write(json.dumps(thresholds, indent=2, sort_keys=True).encode())
+    data = json.dumps(thresholds, indent=2, sort_keys=True).encode()
+    write_atomically(join(output, THRESHOLDS_FILE), lambda fh: fh.write(data))

@@ -1,30 +1,90 @@
 """The run-completion contract: what marks a `lowbg curate` (or `lowbg decide`) output folder as a finished run.
 
-A run folder holds ``curated/``, ``rejected/`` and ``errors/`` Parquet shards and, written last, ``manifest.json``.
-A run is *finished* when its manifest exists, parses as a JSON object, names a schema version this reader knows,
-has counts, and says ``"balanced": true``. The manifest is written after every shard and atomically (a temporary
-name, then a rename), so a folder holding shards but no valid manifest is a run that is still going, crashed, or
-was killed: never one to read as if it were complete.
+A run folder holds ``curated/``, ``rejected/`` and ``errors/`` Parquet shards, ``_inputs.jsonl`` (what was read)
+and, written last, ``manifest.json``. Every one of these files is written under a temporary name (``.tmp-...``,
+hidden from ``*`` globs and from pyarrow datasets) and renamed into place, so a file that has its final name is
+complete. A run is *finished* when:
 
-Every command that reads a run checks this first and refuses otherwise, unless the user says the run finished
-elsewhere (the readers' ``--allow-incomplete`` flag). This module is Beam-free and reads local paths only, so
-`collapse/` and `detectors/` can use it; ``pipeline`` applies the same :func:`check_manifest` to bytes it read
-through Beam's FileSystems (gs://, s3://).
+* its ``manifest.json`` exists, parses as a JSON object and names a schema version this reader knows;
+* its counts are whole numbers that balance: ``records_in = curated + rejected + sum(skipped) + errors``, and it
+  says ``"balanced": true``;
+* the shards it names are exactly the shards in the folder (none missing, none added since).
+
+A folder holding shards but no valid manifest is a run that is still going, crashed, ran out of disk, or was
+killed: never one to read as if it were complete. Every command that reads a run checks this first and refuses
+otherwise (:class:`IncompleteRun`), unless the user says the run finished elsewhere (the readers'
+``--allow-incomplete`` flag).
+
+This module is Beam-free, so `collapse/` and `detectors/` can use it. It reads files through a :class:`RunFiles`
+(``LOCAL_FILES`` by default); ``pipeline`` passes one backed by Beam's FileSystems, so the same rules apply to
+``gs://`` and ``s3://`` runs.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 from pathlib import Path
+from typing import Protocol
+
+from schemas import KINDS, SCHEMA_VERSION
 
 MANIFEST_FILE = "manifest.json"
-SHARD_KINDS = ("curated", "rejected", "errors")
-# Manifest schema versions this reader understands (the shard schema version the run was written with).
-KNOWN_SCHEMA_VERSIONS = frozenset({"1.0"})
+INPUTS_FILE = "_inputs.jsonl"
+THRESHOLDS_FILE = "_thresholds.json"
+TMP_PREFIX = ".tmp-"  # temporary names of files being written; renamed into place when complete
+SHARD_KINDS = KINDS
+SHARD_GLOB = "part-*.parquet"
+# Manifest schema versions this reader understands: the shard schema version (schemas.read_shard refuses others).
+KNOWN_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
+ALLOW_INCOMPLETE_HINT = "give --allow-incomplete to read it anyway"
 
 
 class IncompleteRun(ValueError):
     """A run folder without a valid manifest: unfinished, crashed, killed, or not a run at all."""
+
+
+class RunFiles(Protocol):
+    """The few file operations the contract needs; paths are strings (local paths or URLs such as gs://b/x)."""
+
+    def join(self, base: str, *parts: str) -> str: ...
+    def split(self, path: str) -> tuple[str, str]: ...
+    def exists(self, path: str) -> bool: ...
+    def read_bytes(self, path: str) -> bytes: ...
+    def glob(self, pattern: str) -> list[str]: ...
+
+
+class LocalFiles:
+    """:class:`RunFiles` on the local filesystem (hidden ``.tmp-`` files included in globs, as object stores do)."""
+
+    def join(self, base: str, *parts: str) -> str:
+        return os.path.join(base, *parts)
+
+    def split(self, path: str) -> tuple[str, str]:
+        return os.path.split(os.path.normpath(path))
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
+
+    def read_bytes(self, path: str) -> bytes:
+        return Path(path).read_bytes()
+
+    def glob(self, pattern: str) -> list[str]:
+        folder, name = os.path.split(pattern)
+        try:
+            entries = os.listdir(folder or ".")
+        except OSError:
+            return []
+        return sorted(os.path.join(folder, e) for e in entries
+                      if fnmatch.fnmatchcase(e, name) and os.path.isfile(os.path.join(folder, e)))
+
+
+LOCAL_FILES = LocalFiles()
+
+
+def _as_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def check_manifest(data: bytes, where: str) -> dict:
@@ -39,36 +99,99 @@ def check_manifest(data: bytes, where: str) -> dict:
     if version not in KNOWN_SCHEMA_VERSIONS:
         raise IncompleteRun(f"{where}: manifest schema_version {version!r} is not one this reader knows "
                             f"({', '.join(sorted(KNOWN_SCHEMA_VERSIONS))})")
-    if not isinstance(manifest.get("counts"), dict):
+    counts = manifest.get("counts")
+    if not isinstance(counts, dict):
         raise IncompleteRun(f"{where}: manifest has no counts")
-    if manifest.get("balanced") is not True:
-        raise IncompleteRun(f"{where}: manifest says the run did not balance")
+    skipped = counts.get("skipped", {})
+    numbers = [counts.get(k) for k in ("records_in", "curated", "rejected", "errors")]
+    if not all(_as_int(n) for n in numbers) or not isinstance(skipped, dict) \
+            or not all(_as_int(n) for n in skipped.values()):
+        raise IncompleteRun(f"{where}: manifest counts are not whole numbers")
+    records_in, curated, rejected, errors = numbers
+    if manifest.get("balanced") is not True or records_in != curated + rejected + sum(skipped.values()) + errors:
+        raise IncompleteRun(f"{where}: manifest says the run did not balance "
+                            f"(records_in={records_in}, curated+rejected+skipped+errors="
+                            f"{curated + rejected + sum(skipped.values()) + errors})")
+    shards = manifest.get("shards")
+    if not isinstance(shards, dict) or not all(isinstance(v, list) and all(isinstance(p, str) for p in v)
+                                               for v in shards.values()):
+        raise IncompleteRun(f"{where}: manifest does not list its shards")
     return manifest
 
 
-def run_root_of(path: str | Path) -> Path | None:
+def shard_paths(files: RunFiles, run_dir: str, kind: str) -> list[str]:
+    """The finished shards of one kind in a run folder, as listed now (temporary files excluded)."""
+    found = files.glob(files.join(run_dir, kind, SHARD_GLOB))
+    return sorted(p for p in found if not files.split(p)[1].startswith(TMP_PREFIX))
+
+
+def temporary_files(files: RunFiles, run_dir: str) -> list[str]:
+    """Files still under a temporary name: writers still running, or debris of killed or retried ones."""
+    found = files.glob(files.join(run_dir, TMP_PREFIX + "*"))
+    for kind in SHARD_KINDS:
+        found += files.glob(files.join(run_dir, kind, TMP_PREFIX + "*"))
+    return sorted(found)
+
+
+def check_shards(manifest: dict, run_dir: str, files: RunFiles = LOCAL_FILES) -> None:
+    """Refuse a run whose folder no longer holds exactly the shards its manifest names."""
+    named = {p for paths in manifest["shards"].values() for p in paths}
+    present = {f"{kind}/{files.split(p)[1]}" for kind in SHARD_KINDS for p in shard_paths(files, run_dir, kind)}
+    missing, extra = sorted(named - present), sorted(present - named)
+    if missing:
+        raise IncompleteRun(f"{run_dir}: {len(missing)} shard(s) named in its manifest are missing "
+                            f"(e.g. {missing[0]}): the folder changed after the run finished")
+    if extra:
+        raise IncompleteRun(f"{run_dir}: {len(extra)} shard(s) not named in its manifest (e.g. {extra[0]}): "
+                            "another run wrote into this folder")
+
+
+def _has_run_files(files: RunFiles, folder: str) -> bool:
+    if files.exists(files.join(folder, MANIFEST_FILE)) or files.exists(files.join(folder, INPUTS_FILE)):
+        return True
+    return any(files.glob(files.join(folder, kind, "*")) for kind in SHARD_KINDS)
+
+
+def run_root_of(path: str | Path, files: RunFiles = LOCAL_FILES) -> str | Path | None:
     """The run folder that ``path`` (a run folder, a shard-kind folder, a shard, or a glob in one) belongs to.
 
-    None when the path is not inside a run (a loose Parquet file, a folder of other data): such input is not a
-    run and is read without this contract.
+    A folder is a run when it holds a manifest, an ``_inputs.jsonl`` or shards in a ``curated/``, ``rejected/``
+    or ``errors/`` folder; a folder *named* ``curated``, ``rejected`` or ``errors`` is always taken as part of a
+    run (a killed run may have written nothing else). Only the path and its one or two nearest parents are
+    looked at, never the whole way up, so loose Parquet files in an unrelated folder are not a run: None,
+    and such input is read without this contract. A :class:`~pathlib.Path` in gives a Path out.
     """
-    p = Path(str(path).split("*", 1)[0].split("?", 1)[0].split("[", 1)[0])
-    for candidate in (p, *p.parents):
-        if candidate.name in SHARD_KINDS:
-            parent = candidate.parent
-            if (parent / MANIFEST_FILE).exists() or any((parent / k).is_dir() for k in SHARD_KINDS if k !=
-                                                         candidate.name) or (parent / "_inputs.jsonl").exists():
-                return parent
-        if candidate.is_dir() and ((candidate / MANIFEST_FILE).exists()
-                                   or any((candidate / k).is_dir() for k in SHARD_KINDS)):
-            return candidate
-    return None
+    text = str(path)
+    static = text.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]
+    prefix = static.rstrip("/" + os.sep) or static
+    if prefix != text and not static.endswith(("/", os.sep)):  # a glob in the last component: its folder
+        prefix = files.split(prefix)[0]
+    candidate = prefix
+    parent, name = files.split(candidate)
+    if candidate and _has_run_files(files, candidate):
+        root = candidate
+    elif name in SHARD_KINDS:
+        root = parent
+    elif files.split(parent)[1] in SHARD_KINDS and parent != candidate:
+        root = files.split(parent)[0]
+    else:
+        return None
+    root = root or "."
+    return Path(root) if isinstance(path, Path) else root
 
 
-def read_finished_manifest(run_dir: str | Path) -> dict:
-    """The manifest of a finished run in a local folder; :class:`IncompleteRun` when there is none that is valid."""
-    path = Path(run_dir) / MANIFEST_FILE
-    if not path.is_file():
-        raise IncompleteRun(f"{run_dir} has no {MANIFEST_FILE}: the run is unfinished, crashed or was killed "
-                            "(give --allow-incomplete to read it anyway)")
-    return check_manifest(path.read_bytes(), str(path))
+def read_finished_manifest(run_dir: str | Path, files: RunFiles = LOCAL_FILES) -> dict:
+    """The manifest of a finished run; :class:`IncompleteRun` when there is none that is valid and intact."""
+    run_dir = str(run_dir)
+    path = files.join(run_dir, MANIFEST_FILE)
+    if not files.exists(path):
+        raise IncompleteRun(f"{run_dir} has no {MANIFEST_FILE}: the run is unfinished, crashed or was killed, "
+                            f"or this is not a run folder ({ALLOW_INCOMPLETE_HINT})")
+    try:
+        data = files.read_bytes(path)
+    except OSError as exc:
+        raise IncompleteRun(f"{path}: cannot read the manifest: {exc}") from exc
+    manifest = check_manifest(data, path)
+    check_shards(manifest, run_dir, files)
+    return manifest
+

@@ -13,14 +13,18 @@ documents and writes two Parquet files:
 Both carry the MinHash parameters in their Parquet metadata (key ``lowbackground.reference_index``);
 ``lowbg curate --reference-index INDEX`` with other parameters is refused before any work. The build runs on
 one machine (signatures of the whole reference are held in memory: 512 bytes per document at 128 perms).
+
+An ``--input`` inside a `lowbg curate` run must be a finished run (:mod:`schemas.run`: a valid manifest naming
+exactly the shards present); a run folder means the curated shards its manifest names. ``--allow-incomplete``
+reads a run without one (the finished shards present). Loose Parquet files are read as they are. The output
+folder is checked for writability before any input is read; both files are written atomically, ``bands.parquet``
+(whose metadata marks an index) last.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from collections.abc import Sequence
 
 import apache_beam as beam
@@ -29,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.cli import ArgumentParser, InputError, run_command
 from pipeline.dedup.cluster import PRE_CUTOFF, to_us
 from pipeline.dedup.minhash import (
     BAND_HASH_VERSION,
@@ -104,7 +109,10 @@ def _expand(patterns: Sequence[str]) -> list[str]:
 def _pre_cutoff_rows(path: str, batch_rows: int):
     """(ids, texts, first_seen µs) of the pre-cutoff documents of one shard, in batches."""
     with FileSystems.open(path) as fh:
-        pf = pq.ParquetFile(fh)
+        try:
+            pf = pq.ParquetFile(fh)
+        except (pa.ArrowException, OSError) as exc:
+            raise ReferenceIndexError(f"{path} is not a readable Parquet file: {exc}") from exc
         names = set(pf.schema_arrow.names)
         missing = {"id", "text", "provenance"} - names
         if missing or not names & {"warc_date", "first_seen"}:
@@ -175,11 +183,10 @@ def build_reference_index(shard_paths: Sequence[str], output_dir: str, num_perm:
         "first_seen": pa.array(first_arr[used], pa.int64()).cast(_TS),
         "signature": pa.array([sig_le[i].tobytes() for i in used], pa.binary())},
         schema=SIGNATURES_SCHEMA.with_metadata(meta))
-    if "://" not in output_dir:
-        os.makedirs(output_dir, exist_ok=True)
-    for name, table in ((BANDS_FILE, bands_table), (SIGNATURES_FILE, sigs_table)):
-        with FileSystems.create(_join(output_dir, name)) as fh:
-            pq.write_table(table, fh, compression="zstd")
+    from pipeline.sinks import write_atomically  # (here: workers that only read an index need no sinks)
+
+    for name, table in ((SIGNATURES_FILE, sigs_table), (BANDS_FILE, bands_table)):  # bands, the marker, last
+        write_atomically(_join(output_dir, name), lambda fh, table=table: pq.write_table(table, fh, compression="zstd"))
     return {"pre_cutoff_read": read, "indexed": int(len(used)), "too_short": read - n, "band_keys": int(len(doc))}
 
 
@@ -218,39 +225,68 @@ class ReadReferenceSignatures(beam.PTransform):
                 | "Key" >> beam.Map(_signature_row))
 
 
-def build_index_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lowbg index build",
-                                description="Index the MinHash band keys of curated pre-cutoff Parquet shards.")
+def build_index_parser() -> ArgumentParser:
+    from pipeline.options import fraction, positive_int
+
+    p = ArgumentParser(prog="lowbg index build",
+                       description="Index the MinHash band keys of curated pre-cutoff Parquet shards.")
     p.add_argument("--input", action="append", required=True, metavar="SHARDS",
                    help="curated shards: a folder, a `lowbg curate` output folder or a file pattern; repeatable")
     p.add_argument("--output", required=True, metavar="INDEX", help="index folder (bands.parquet, signatures.parquet)")
-    p.add_argument("--minhash-num-perm", type=int, default=128)
-    p.add_argument("--minhash-threshold", type=float, default=0.8)
-    p.add_argument("--minhash-ngram", type=int, default=5)
+    p.add_argument("--minhash-num-perm", type=positive_int, default=128)
+    p.add_argument("--minhash-threshold", type=fraction, default=0.8)
+    p.add_argument("--minhash-ngram", type=positive_int, default=5)
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="read a run folder without a valid manifest (a run that finished elsewhere)")
     return p
 
 
-def _shard_pattern(path: str) -> str:
-    """A shards folder means its Parquet files; a `lowbg curate` output folder means its curated shards."""
-    if os.path.isdir(os.path.join(path, "curated")):
-        return os.path.join(path, "curated", "*.parquet")
-    if os.path.isdir(path):
-        return os.path.join(path, "*.parquet")
-    return path
+def _folder_key(path: str) -> str:
+    return path.rstrip("/") if "://" in path else os.path.abspath(path)
 
 
-def index_main(argv: Sequence[str]) -> int:
-    """``lowbg index build ...`` (argv after ``index``; a leading ``build`` is accepted and skipped)."""
+def shard_inputs(path: str, allow_incomplete: bool = False) -> list[str]:
+    """What one ``--input`` means, as patterns or paths: a run folder, its curated shards (those its manifest
+    names); a path or pattern inside a run, its finished shards, once the run is known to be finished; a plain
+    folder, its Parquet files; anything else, itself. Raises :class:`schemas.run.IncompleteRun`."""
+    from pipeline.manifest import BEAM_FILES, read_run_manifest, run_shards
+    from schemas.run import TMP_PREFIX, run_root_of
+
+    root = run_root_of(path, BEAM_FILES)
+    if root is None:
+        if "://" not in path and os.path.isdir(path):
+            return [os.path.join(path, "*.parquet")]
+        return [path]
+    manifest = read_run_manifest(root, allow_incomplete)
+    if _folder_key(root) == _folder_key(path):
+        return run_shards(root, "curated", manifest)
+    pattern = path
+    if "://" not in path and os.path.isdir(path):
+        pattern = os.path.join(path, "*.parquet")
+    matched = [p for p in _expand([pattern]) if not FileSystems.split(p)[1].startswith(TMP_PREFIX)]
+    if not matched:
+        raise FileNotFoundError(f"no finished shard matches {path}")
+    return matched
+
+
+def _index(argv: list[str]) -> int:
+    from pipeline.sinks import check_writable
+
     argv = list(argv)
     if argv[:1] == ["build"]:
         argv = argv[1:]
     args = build_index_parser().parse_args(argv)
+    check_writable(args.output)
+    inputs = [p for path in args.input for p in shard_inputs(path, args.allow_incomplete)]
     try:
-        patterns = [_shard_pattern(p) for p in args.input]
-        stats = build_reference_index(patterns, args.output, args.minhash_num_perm, args.minhash_threshold,
+        stats = build_reference_index(inputs, args.output, args.minhash_num_perm, args.minhash_threshold,
                                       args.minhash_ngram)
-    except (FileNotFoundError, ReferenceIndexError, OSError) as exc:
-        print(f"lowbg index build: {exc}", file=sys.stderr)
-        return 2
+    except ReferenceIndexError as exc:
+        raise InputError(str(exc)) from exc
     print(json.dumps({"output": args.output, **stats}))
     return 0
+
+
+def index_main(argv: Sequence[str]) -> int:
+    """``lowbg index build ...`` (argv after ``index``; a leading ``build`` is accepted and skipped)."""
+    return run_command("lowbg index build", lambda: _index(list(argv)))
