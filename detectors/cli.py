@@ -233,17 +233,8 @@ def cmd_train_fasttext(args) -> int:
     return 0
 
 
-class _Parser(argparse.ArgumentParser):
-    """The error shape of every `lowbg` command (pipeline/cli.py): a bad command line is one line on stderr and
-    exit 2, not the whole usage text. (Kept here so that this Beam-free package does not import the pipeline.)"""
-
-    def error(self, message: str):
-        print(f"{self.prog}: {' '.join(message.split())} (see `{self.prog} --help`)", file=sys.stderr)
-        raise SystemExit(2)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="lowbg detect", description="LLM-text detectors: score, evaluate, "
+    parser = argparse.ArgumentParser(prog="lowbg detect", description="LLM-text detectors: score, evaluate, "
                                      "calibrate, train the fastText detector.")
     sub = parser.add_subparsers(dest="command", required=True)
 

@@ -14,12 +14,14 @@ Commands raise :class:`UsageError`, :class:`InputError` or :class:`RunFailed` (o
 their own bad-input types, listed per command below) and never print-and-exit themselves; :func:`run_command` is
 where they become a line and a code. Parsers built with :class:`ArgumentParser` report a bad command line the
 same way (one line and exit 2, by raising ``SystemExit(2)`` as argparse does, so programs that call a parser
-directly keep working).
+directly keep working); while a command runs under `lowbg`, so do the plain argparse parsers of the Beam-free
+packages (``detectors/``, ``collapse/``), which cannot import this module.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import os
@@ -86,13 +88,24 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str):
-        say(self.prog, f"{message} (see `{self.prog} --help`)")
-        raise SystemExit(2)
+        _one_line_error(self, message)
 
     def flag_names(self) -> list[str]:
         return [s for s in self._option_string_actions if s.startswith("--")]
 
+    def reject_unknown_flags(self, args: list[str], also_known: Iterable[str] = (), what: str | None = None) -> None:
+        """Refuse the first ``--flag`` that is neither ours nor in ``also_known``, before argparse looks at the
+        rest: a mistyped required flag is then reported as the typo it is, not as a missing flag."""
+        known = set(self.flag_names()) | set(also_known)
+        for arg in args:
+            if arg == "--":
+                break
+            if arg.startswith("--") and arg.split("=", 1)[0] not in known:
+                self.error(unknown_flag_message(arg, known, what or f"not a {self.prog} flag"))
+
     def parse_args(self, args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        self.reject_unknown_flags(args)
         ns, extra = self.parse_known_args(args, namespace)
         if extra:
             self.error(unknown_flag_message(extra[0], self.flag_names(), f"not a {self.prog} flag"))
@@ -128,6 +141,23 @@ def run_command(prog: str, body: Callable[[], int | None], bad_input: tuple[type
             return 2
         say(prog, f"failed: {type(exc).__name__}: {exc} (run `lowbg --debug ...` for the traceback)")
         return 1
+
+
+def _one_line_error(parser: argparse.ArgumentParser, message: str):
+    say(parser.prog, f"{message} (see `{parser.prog} --help`)")
+    raise SystemExit(2)
+
+
+@contextlib.contextmanager
+def one_line_argparse_errors():
+    """Give every argparse parser the error shape of :class:`ArgumentParser` while a command runs (the parsers
+    of ``detectors/`` and ``collapse/`` are plain argparse: those packages do not import the pipeline)."""
+    original = argparse.ArgumentParser.error
+    argparse.ArgumentParser.error = _one_line_error
+    try:
+        yield
+    finally:
+        argparse.ArgumentParser.error = original
 
 
 # name -> (module:function, bad-input exception types of that command as module:name, one-line summary)
@@ -175,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run = _load(target)
         bad_input = tuple(_load(ref) for ref in bad_input_refs)
-        return run_command(f"lowbg {command}", lambda: run(rest), bad_input)
+        with one_line_argparse_errors():
+            return run_command(f"lowbg {command}", lambda: run(rest), bad_input)
     finally:
         if debug:
             if previous is None:

@@ -107,6 +107,17 @@ def _rows(paths: list[str], kind: str) -> Iterator[tuple[str, list[dict]]]:
         yield path, table.to_pylist()
 
 
+def _options(recorded: dict, thresholds: dict) -> dict:
+    """The run's decision options; where its manifest does not record them (a manifest written afterwards by
+    `lowbg manifest`), the target FPR its thresholds were computed for, and `lowbg curate`'s defaults."""
+    options = dict(CURATE_DEFAULTS)
+    fprs = {e.get("target_fpr") for e in thresholds.values() if isinstance(e, dict)} - {None}
+    if len(fprs) == 1:
+        options["target_fpr"] = fprs.pop()
+    options.update({k: recorded[k] for k in CURATE_DEFAULTS if recorded.get(k) is not None})
+    return options
+
+
 def _source(run_dir: str, allow_incomplete: bool) -> tuple[dict | None, dict, dict]:
     """(manifest or None, options, thresholds of the run) of the source run."""
     manifest = read_run_manifest(run_dir, allow_incomplete)
@@ -114,7 +125,7 @@ def _source(run_dir: str, allow_incomplete: bool) -> tuple[dict | None, dict, di
         old = manifest.get("thresholds") or {}
         if not old:
             raise InputError(f"{run_dir} was not scored (no thresholds in its manifest): nothing to re-decide")
-        return manifest, manifest["options"], old
+        return manifest, _options(manifest.get("options") or {}, old), old
     path = join(run_dir, THRESHOLDS_FILE)
     if not FileSystems.exists(path):
         raise InputError(f"{run_dir} has neither a valid manifest nor {THRESHOLDS_FILE}: it was not scored or "
@@ -123,7 +134,7 @@ def _source(run_dir: str, allow_incomplete: bool) -> tuple[dict | None, dict, di
         old = _read_json(path)
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: unreadable: {exc}") from exc
-    return None, dict(CURATE_DEFAULTS), old
+    return None, _options({}, old), old
 
 
 def decide(run_dir: str | Path, output: str | Path, target_fpr: float | None = None,

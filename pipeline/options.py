@@ -210,6 +210,7 @@ class CurateArgs:
 def parse_curate_args(argv: list[str]) -> CurateArgs:
     """Parse `lowbg curate`'s command line; a bad one is refused here (one line, exit 2), before any work."""
     parser = build_curate_parser()
+    parser.reject_unknown_flags(argv, beam_flag_names(), _NOT_A_FLAG)
     ns, beam_args = parser.parse_known_args(argv)
     check_beam_args(beam_args, parser)
     if not ns.input and not ns.input_list:
@@ -220,6 +221,9 @@ def parse_curate_args(argv: list[str]) -> CurateArgs:
         parser.error("--languages needs language ID: drop --skip-language-id")
     check_runner_options(beam_args, ns, parser)
     return CurateArgs(ns, beam_args)
+
+
+_NOT_A_FLAG = "neither a lowbg curate flag nor a Beam pipeline option"
 
 
 class _BeamOptionError(Exception):
@@ -283,8 +287,7 @@ def check_beam_args(beam_args: list[str], parser: ArgumentParser) -> None:
     except _BeamOptionError as exc:
         parser.error(f"Beam pipeline option: {exc}")
     if unknown:
-        parser.error(unknown_flag_message(unknown[0], parser.flag_names() + beam_flag_names(),
-                                          "neither a lowbg curate flag nor a Beam pipeline option"))
+        parser.error(unknown_flag_message(unknown[0], parser.flag_names() + beam_flag_names(), _NOT_A_FLAG))
 
 
 def check_runner_options(beam_args: list[str], ns: argparse.Namespace, parser: argparse.ArgumentParser) -> None:

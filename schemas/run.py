@@ -152,14 +152,15 @@ def _has_run_files(files: RunFiles, folder: str) -> bool:
     return any(files.glob(files.join(folder, kind, "*")) for kind in SHARD_KINDS)
 
 
-def run_root_of(path: str | Path, files: RunFiles = LOCAL_FILES) -> str | Path | None:
+def run_root_of(path: str | Path, files: RunFiles = LOCAL_FILES) -> Path | str | None:
     """The run folder that ``path`` (a run folder, a shard-kind folder, a shard, or a glob in one) belongs to.
 
     A folder is a run when it holds a manifest, an ``_inputs.jsonl`` or shards in a ``curated/``, ``rejected/``
     or ``errors/`` folder; a folder *named* ``curated``, ``rejected`` or ``errors`` is always taken as part of a
     run (a killed run may have written nothing else). Only the path and its one or two nearest parents are
     looked at, never the whole way up, so loose Parquet files in an unrelated folder are not a run: None,
-    and such input is read without this contract. A :class:`~pathlib.Path` in gives a Path out.
+    and such input is read without this contract. On the local filesystem the answer is a :class:`~pathlib.Path`;
+    through another :class:`RunFiles`, a string.
     """
     text = str(path)
     static = text.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]
@@ -177,7 +178,7 @@ def run_root_of(path: str | Path, files: RunFiles = LOCAL_FILES) -> str | Path |
     else:
         return None
     root = root or "."
-    return Path(root) if isinstance(path, Path) else root
+    return Path(root) if files is LOCAL_FILES or isinstance(path, Path) else root
 
 
 def read_finished_manifest(run_dir: str | Path, files: RunFiles = LOCAL_FILES) -> dict:
