@@ -32,7 +32,7 @@ from pipeline.cli import ArgumentParser, InputError, UsageError, run_command
 from pipeline.document import REASON_MACHINE_GENERATED, REASON_UNCERTAIN, Document
 from pipeline.machine_policy import DetectorInfo, MachinePolicy, calibration_keys, compute_thresholds
 from pipeline.manifest import check_balance, read_run_manifest, run_shards, write_manifest
-from pipeline.options import fraction, positive_int
+from pipeline.options import add_flag
 from pipeline.sinks import check_writable, join, prepare_output, write_atomically
 from schemas.run import THRESHOLDS_FILE
 
@@ -46,13 +46,11 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="lowbg decide", description=__doc__.split("\n\n")[0])
     p.add_argument("--input", required=True, metavar="RUN_DIR", help="output folder of a scored `lowbg curate` run")
     p.add_argument("--output", required=True, metavar="DIR", help="a new folder (not the input, nor in it)")
-    p.add_argument("--target-fpr", type=fraction, default=None, help="default: the run's")
-    p.add_argument("--thresholds", default=None, metavar="FILE", help="thresholds JSON (lowbg detect calibrate)")
-    p.add_argument("--min-calibration-docs", type=positive_int, default=None, help="default: the run's")
-    p.add_argument("--on-uncertain", choices=["keep", "reject"], default=None, help="default: the run's")
-    p.add_argument("--allow-incomplete", action="store_true",
-                   help="read a run folder without a valid manifest (a run that finished elsewhere)")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --output")
+    for flag in ("--target-fpr", "--min-calibration-docs", "--on-uncertain"):
+        add_flag(p, flag, default=None, default_note="the run's")
+    add_flag(p, "--thresholds")
+    add_flag(p, "--allow-incomplete")
+    add_flag(p, "--overwrite")
     return p
 
 

@@ -98,6 +98,35 @@ def csv_list(value: str) -> list[str]:
     return items
 
 
+# Flags that several commands take, defined once (type and range, choices, help), so that they are spelled,
+# checked and explained the same way everywhere: the start of one flag table for every command (issue 11).
+SHARED_FLAGS: dict[str, dict] = {
+    "--overwrite": {"action": "store_true", "help": "replace an existing output folder's shards"},
+    "--allow-incomplete": {"action": "store_true", "help": "read a run folder without a valid manifest (a run that "
+                           "finished elsewhere; see the README's run-completion contract)"},
+    "--minhash-num-perm": {"type": positive_int, "default": 128, "help": "MinHash permutations"},
+    "--minhash-threshold": {"type": fraction, "default": 0.8,
+                            "help": "Jaccard similarity above which two documents are near duplicates"},
+    "--minhash-ngram": {"type": positive_int, "default": 5, "help": "words per shingle"},
+    "--target-fpr": {"type": fraction, "default": 0.01,
+                     "help": "false-positive rate on human (pre-cutoff) text that the thresholds must hold"},
+    "--thresholds": {"default": None, "metavar": "FILE", "help": "thresholds JSON from lowbg detect calibrate"},
+    "--min-calibration-docs": {"type": positive_int, "default": 200, "help": "fewer pre-cutoff documents than this: "
+                               "fall back to --thresholds or the published default"},
+    "--on-uncertain": {"choices": ["keep", "reject"], "default": "keep",
+                       "help": "what to do with documents that have no usable score"},
+}
+
+
+def add_flag(parser, name: str, default_note: str | None = None, **overrides) -> argparse.Action:
+    """Add a flag of :data:`SHARED_FLAGS` to a parser or argument group; ``overrides`` change its keywords
+    (a command-specific default), ``default_note`` is appended to its help."""
+    kwargs = {**SHARED_FLAGS[name], **overrides}
+    if default_note:
+        kwargs["help"] = f"{kwargs['help']} (default: {default_note})"
+    return parser.add_argument(name, **kwargs)
+
+
 def build_curate_parser() -> ArgumentParser:
     p = ArgumentParser(
         prog="lowbg curate",
@@ -123,7 +152,7 @@ def build_curate_parser() -> ArgumentParser:
                     help="larger payloads (after HTTP decoding) are rejected as payload_too_large")
     io.add_argument("--processed-at", type=utc_time, default=None,
                     help="processing timestamp written on every row (default: now); set it for reproducible output")
-    io.add_argument("--overwrite", action="store_true", help="replace an existing output folder's shards")
+    add_flag(io, "--overwrite")
 
     prov = p.add_argument_group("provenance")
     prov.add_argument("--cutoff", type=utc_time, default=utc_time(DEFAULT_CUTOFF),
@@ -145,10 +174,8 @@ def build_curate_parser() -> ArgumentParser:
     dedup = p.add_argument_group("dedup")
     dedup.add_argument("--dedup", choices=["none", "exact", "near"], default="near",
                        help="near implies exact first")
-    dedup.add_argument("--minhash-num-perm", type=positive_int, default=128, help="MinHash permutations")
-    dedup.add_argument("--minhash-threshold", type=fraction, default=0.8,
-                       help="Jaccard similarity above which two documents are near duplicates")
-    dedup.add_argument("--minhash-ngram", type=positive_int, default=5, help="words per shingle")
+    for flag in ("--minhash-num-perm", "--minhash-threshold", "--minhash-ngram"):
+        add_flag(dedup, flag)
     dedup.add_argument("--reference-index", default=None, metavar="INDEX",
                        help="band-key index of a pre-cutoff corpus (lowbg index build)")
 
@@ -160,13 +187,8 @@ def build_curate_parser() -> ArgumentParser:
                      help="send to the next detector only documents whose cheap score is within [LOW, HIGH]")
     det.add_argument("--score-pre-cutoff", type=fraction, default=None, metavar="FRACTION",
                      help="also score this fraction of pre-cutoff documents with the expensive detectors")
-    det.add_argument("--target-fpr", type=fraction, default=0.01,
-                     help="false-positive rate on human (pre-cutoff) text that the thresholds must hold")
-    det.add_argument("--thresholds", default=None, metavar="FILE", help="thresholds JSON from lowbg detect calibrate")
-    det.add_argument("--min-calibration-docs", type=positive_int, default=200,
-                     help="fewer pre-cutoff documents than this: fall back to --thresholds or the published default")
-    det.add_argument("--on-uncertain", choices=["keep", "reject"], default="keep",
-                     help="what to do with documents that have no usable score")
+    for flag in ("--target-fpr", "--thresholds", "--min-calibration-docs", "--on-uncertain"):
+        add_flag(det, flag)
     det.add_argument("--fasttext-model", default=None, metavar="PATH", help="default: the bundled detector")
     det.add_argument("--observer", default=None, metavar="PATH_OR_ID", help="Binoculars observer model")
     det.add_argument("--performer", default=None, metavar="PATH_OR_ID", help="Binoculars performer model")

@@ -226,18 +226,15 @@ class ReadReferenceSignatures(beam.PTransform):
 
 
 def build_index_parser() -> ArgumentParser:
-    from pipeline.options import fraction, positive_int
+    from pipeline.options import add_flag
 
     p = ArgumentParser(prog="lowbg index build",
                        description="Index the MinHash band keys of curated pre-cutoff Parquet shards.")
     p.add_argument("--input", action="append", required=True, metavar="SHARDS",
                    help="curated shards: a folder, a `lowbg curate` output folder or a file pattern; repeatable")
     p.add_argument("--output", required=True, metavar="INDEX", help="index folder (bands.parquet, signatures.parquet)")
-    p.add_argument("--minhash-num-perm", type=positive_int, default=128)
-    p.add_argument("--minhash-threshold", type=fraction, default=0.8)
-    p.add_argument("--minhash-ngram", type=positive_int, default=5)
-    p.add_argument("--allow-incomplete", action="store_true",
-                   help="read a run folder without a valid manifest (a run that finished elsewhere)")
+    for flag in ("--minhash-num-perm", "--minhash-threshold", "--minhash-ngram", "--allow-incomplete"):
+        add_flag(p, flag)
     return p
 
 
