@@ -160,9 +160,20 @@ def one_line_argparse_errors():
         argparse.ArgumentParser.error = original
 
 
+def curate_main(argv: list[str]) -> int:
+    """`lowbg curate`: its command line is parsed and checked before the pipeline is imported (that import pulls
+    in torch and Beam's ML modules: seconds), so a typo is answered at once."""
+    from pipeline.options import parse_curate_args
+
+    args = parse_curate_args(argv)
+    from pipeline.curate import main as run
+
+    return run(args)
+
+
 # name -> (module:function, bad-input exception types of that command as module:name, one-line summary)
 COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "curate": ("pipeline.curate:main", (), "run the curation pipeline on WARC/WET files (Beam)"),
+    "curate": ("pipeline.cli:curate_main", (), "run the curation pipeline on WARC/WET files (Beam)"),
     "decide": ("pipeline.decide:main", (), "re-split scored shards under a new policy, without re-scoring"),
     "index": ("pipeline.dedup.reference:index_main", (), "build a reference band-key index of a pre-cutoff corpus"),
     "manifest": ("pipeline.curate:manifest_main", (),

@@ -163,8 +163,8 @@ def query_counters(result) -> dict[str, int]:
     return totals
 
 
-def run_curate(argv: list[str]) -> dict:
-    args = parse_curate_args(argv)
+def run_curate(argv: list[str] | CurateArgs) -> dict:
+    args = argv if isinstance(argv, CurateArgs) else parse_curate_args(argv)
     # The output first (cheap, and the commonest surprise), then everything else that can be checked without
     # reading input: a mistake is reported in seconds, not after the whole job has run.
     check_writable(args.output)
@@ -288,7 +288,7 @@ def summary(manifest: dict) -> str:
     ])
 
 
-def _curate(argv: list[str]) -> int:
+def _curate(argv: list[str] | CurateArgs) -> int:
     manifest = run_curate(argv)
     if not manifest:
         print("job submitted; when it has finished, write its manifest with: lowbg manifest OUTPUT")
@@ -298,5 +298,6 @@ def _curate(argv: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | CurateArgs) -> int:
+    """`lowbg curate`: ``argv`` (or the options already parsed from it)."""
     return run_command("lowbg curate", lambda: _curate(argv))

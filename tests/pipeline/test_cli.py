@@ -113,19 +113,18 @@ def test_languages_must_be_labels_of_the_language_model(tmp_path, capsys):
 
 
 def test_a_custom_language_model_has_its_own_labels(tmp_path, capsys):
-    import fasttext
-
-    train = tmp_path / "train.txt"
-    train.write_text("".join(f"__label__{lab} {text} {i}\n" for i in range(20)
-                             for lab, text in (("aa", "alpha beta gamma"), ("bb", "delta epsilon zeta"))))
-    model = tmp_path / "lid-custom.bin"
-    fasttext.train_supervised(str(train), epoch=1, dim=4, minCount=1, thread=1, seed=1).save_model(str(model))
+    """Any fastText classifier with __label__ labels loads as a language model: the bundled AI-text detector
+    (labels human, machine) stands in for a custom one. Its labels, not lid.176's, are what --languages is
+    checked against."""
+    model = REPO / "detectors" / "data" / "fasttext_detector.ftz"
     base = ["curate", "--input", ONE_WARC, "--output", str(tmp_path / "o"), "--detectors", "none",
             "--language-model", str(model)]
     assert exit_code(base + ["--languages", "en"]) == 2
-    assert f"'en' is not a label of the language model {model} (2 labels, e.g. aa, bb)" in one_line(
+    assert f"'en' is not a label of the language model {model} (2 labels, e.g. human, machine)" in one_line(
         capsys.readouterr().err)
-    assert exit_code(base + ["--languages", "aa", "--dedup", "none", "--min-language-score", "0"]) == 0
+    assert exit_code(base + ["--languages", "humans"]) == 2
+    assert "did you mean human?" in one_line(capsys.readouterr().err)
+    assert exit_code(base + ["--languages", "human", "--dedup", "none", "--min-language-score", "0"]) == 0
 
 
 # --- one error shape for every sub-command -----------------------------------------------------------------------
