@@ -69,6 +69,18 @@ def _delete_quietly(path: str) -> None:
         pass
 
 
+def _make_durable(fh) -> None:
+    """On local disk, flush and fsync before the rename publishes the file (so a power cut cannot leave an
+    empty file under the final name). Object-store writers have no file descriptor, and some refuse a flush
+    before close (GCS): they are left alone; their close() is what commits the object."""
+    try:
+        fd = fh.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        return
+    fh.flush()
+    os.fsync(fd)
+
+
 def write_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
     """Write a file so that it is complete under its final name or absent: ``write(fh)`` fills a temporary file
     beside ``path``, which is closed (fsynced on local disk) and renamed over ``path``. Any failure (a full
@@ -78,12 +90,7 @@ def write_atomically(path: str, write: Callable[[BinaryIO], object]) -> str:
     try:
         with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
             write(fh)
-            fh.flush()
-            if hasattr(fh, "fileno"):  # a local file: make the bytes durable before the rename publishes them
-                try:
-                    os.fsync(fh.fileno())
-                except (OSError, ValueError):
-                    pass
+            _make_durable(fh)
         try:
             FileSystems.rename([temporary], [path])
         except Exception:  # a filesystem whose rename refuses an existing target (HDFS): replace it
