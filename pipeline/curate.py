@@ -34,6 +34,7 @@ from pipeline.manifest import (
     BEAM_FILES,
     INPUTS_FILE,
     MANIFEST,
+    UnbalancedRun,
     build_manifest,
     check_balance,
     read_run_manifest,
@@ -186,7 +187,8 @@ def run_curate(argv: list[str] | CurateArgs) -> dict:
         try:
             check_thresholds_file(args.thresholds, detectors)
         except (OSError, ValueError) as exc:
-            raise StartupError(f"--thresholds {args.thresholds}: {exc}") from exc
+            message = str(exc) if args.thresholds in str(exc) else f"--thresholds {args.thresholds}: {exc}"
+            raise StartupError(message) from exc
     try:
         dedup = Dedup.from_options(args)  # refuses a reference index built with other MinHash settings
     except (OSError, ReferenceIndexError) as exc:
@@ -259,8 +261,11 @@ def _manifest(argv: list[str]) -> int:
         print(summary(existing))
         print(f"manifest: {join(ns.output, MANIFEST)} is valid and names exactly the shards present")
         return 0
-    manifest = finish_run(ns.output, {"output": ns.output, "note": "manifest written after the run"}, {}, {},
-                          job_finished=ns.job_finished)
+    try:
+        manifest = finish_run(ns.output, {"output": ns.output, "note": "manifest written after the run"}, {}, {},
+                              job_finished=ns.job_finished)
+    except UnbalancedRun as exc:
+        raise UnbalancedRun(f"{exc}. If the job is still running, run this again once it has finished") from exc
     print(summary(manifest))
     print(f"manifest: {join(ns.output, MANIFEST)}")
     return 0
