@@ -172,6 +172,7 @@ def test_a_sigkilled_curate_leaves_a_folder_that_readers_refuse(tmp_path, capsys
         proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "manifest.json").exists()
+    # Every shard under its final name is complete (read and validated here); half-written ones are .tmp- files.
     present = read_kind(out, "curated").num_rows + read_kind(out, "rejected").num_rows
 
     assert lowbg(["index", "build", "--input", str(out), "--output", str(tmp_path / "index")]) == 2
