@@ -148,7 +148,10 @@ def _report(path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as e:  # a usage error (one line, see _Parser.error) or --help
+        return e.code if isinstance(e.code, int) else 2
     try:
         if args.command == "run":
             from collapse.protocol import run

@@ -5,7 +5,8 @@ documents (f = `--crawl-factor`, default 1): K_t = round((1 - c_t) * N) real doc
 the models of earlier generations, where c_t is the contamination schedule (`--contamination 0.3` for every
 generation, or one value per generation: `0.1,0.2,0.35,0.5,0.5`). The web keeps old model output: with
 `--synthetic-from all` the samples are drawn from every earlier generation's, with `last` from generation t-1's only.
-Empty samples are never candidates (a crawl holds no empty page). A filter (collapse.filters) then decides which
+Empty samples are never candidates (a crawl holds no empty page; when fewer non-empty samples exist than the schedule
+asks for, the crawl holds those there are). A filter (collapse.filters) then decides which
 candidates are kept, and the training data is the kept candidates, subsampled without replacement to the budget n
 when more than n are kept. With f = 1 the training set shrinks by what the filter removes; with f > 1 the crawl is
 larger than the budget and a filter's false positives cost real documents that the finite pool has to supply.
@@ -29,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from collapse.models.base import EmptyTrainingData
 from collapse.regimes import take
 
 SYNTHETIC_FROM = ("all", "last")
@@ -271,11 +271,9 @@ class WebRegime:
         if g > 0:
             gens = range(g) if self.synthetic_from == "all" else [g - 1]
             avail = [(s, i) for s in gens for i in range(len(samples[s])) if not _is_empty(samples[s][i])]
-            m = self.candidates_per_generation(n) - k
-            if m > len(avail):
-                raise EmptyTrainingData(
-                    f"generation {g} needs {m} synthetic candidates but the samples it may draw from hold only "
-                    f"{len(avail)} non-empty texts")
+            # Empty samples are no web page: when the models wrote fewer non-empty texts than the schedule asks,
+            # the crawl holds what there is (pool_synthetic records it).
+            m = min(self.candidates_per_generation(n) - k, len(avail))
             for j in np.sort(rng.choice(len(avail), size=m, replace=False)).tolist():
                 s, i = avail[j]
                 items.append(samples[s][i])

@@ -193,7 +193,7 @@ class NGramDetector:
             for a in range(0, len(at), rows):  # a [positions, V] comparison, a chunk at a time
                 sub = at[a: a + rows]
                 r = inverse[sub] - start
-                px = p[r, stream[sub]]
+                px = p[r, stream[pos[sub]]]
                 out[sub] = np.log1p((p[r] > px[:, None] * (1 + 1e-12)).sum(axis=1))
         return out
 
