@@ -210,21 +210,26 @@ def _last_generation(tables: dict[str, pa.Table]) -> int:
     return max((r["generation"] for t in tables.values() for r in ok_rows(t)), default=0)
 
 
-def _cell(table: pa.Table, metric: str, g: int, pct: bool = False) -> str:
+def _cell(table: pa.Table, metric: str, g: int, kind: str = "") -> str:
+    """mean [95% CI] of a metric at generation g; kind "pct" as percentages, "count" as whole-ish counts."""
     if metric not in table.column_names:
         return ""
     for gen, m, lo, hi, _ in aggregate(table, metric):
-        if gen == g:
-            if pct and math.isfinite(m):
-                return f"{100 * m:.1f}%" + (f" [{100 * lo:.1f}, {100 * hi:.1f}]" if math.isfinite(lo) else "")
-            return fmt_ci(m, lo, hi)
+        if gen != g:
+            continue
+        if kind == "pct" and math.isfinite(m):
+            return f"{100 * m:.1f}%" + (f" [{100 * lo:.1f}, {100 * hi:.1f}]" if math.isfinite(lo) and lo != hi else "")
+        if kind == "count" and math.isfinite(m):
+            return f"{m:.1f}" + (f" [{lo:.1f}, {hi:.1f}]" if math.isfinite(lo) and lo != hi else "")
+        return fmt_ci(m, lo, hi)
     return ""
 
 
-LAST_COLUMNS = [("held-out ppl ratio", "heldout_ppl_ratio", False), ("p90 ratio", "heldout_ppl_p90_ratio", False),
-                ("p99 ratio", "heldout_ppl_p99_ratio", False), ("filter TPR", "filter_tpr", True),
-                ("filter FPR", "filter_fpr", True), ("synthetic share trained", "train_synthetic_share", True),
-                ("real docs thrown away (total)", "real_discarded_total", False), ("train docs", "train_docs", False)]
+LAST_COLUMNS = [("held-out ppl ratio", "heldout_ppl_ratio", ""), ("p90 ratio", "heldout_ppl_p90_ratio", ""),
+                ("p99 ratio", "heldout_ppl_p99_ratio", ""), ("filter TPR", "filter_tpr", "pct"),
+                ("filter FPR", "filter_fpr", "pct"), ("synthetic share trained", "train_synthetic_share", "pct"),
+                ("real docs thrown away (total)", "real_discarded_total", "count"),
+                ("train docs", "train_docs", "count")]
 
 
 def last_generation_table(tables: dict[str, pa.Table], g: int | None = None) -> list[list[str]]:
@@ -234,7 +239,7 @@ def last_generation_table(tables: dict[str, pa.Table], g: int | None = None) -> 
     body = []
     for arm, table in tables.items():
         p = prev.get(arm)
-        cells = [_cell(table, m, g, pct) for _, m, pct in LAST_COLUMNS]
+        cells = [_cell(table, m, g, kind) for _, m, kind in LAST_COLUMNS]
         share = _share_text(p["share"], p["low"], p["high"]) if p else ("(baseline)" if arm == BASELINE else "")
         body.append([arm, *cells, share, verdict(p["share"], p["low"], p["high"]) if p else ""])
     return [header, *body]
