@@ -48,9 +48,21 @@ def is_experiment(path: str | Path) -> bool:
     return (Path(path) / "web.json").is_file()
 
 
+def read_experiment(path: str | Path) -> dict[str, Any]:
+    """web.json, checked: ConfigMismatch (a ValueError) when it is not an experiment's."""
+    file = Path(path) / "web.json"
+    try:
+        doc = json.loads(file.read_text())
+        if doc.get("format") != FORMAT or not isinstance(doc.get("arms"), dict) or "options" not in doc:
+            raise KeyError("format, arms or options")
+    except (json.JSONDecodeError, KeyError, AttributeError) as e:
+        raise ConfigMismatch(f"{file} is not a collapse web experiment ({type(e).__name__}: {e})") from None
+    return doc
+
+
 def arm_dirs(path: str | Path) -> dict[str, Path]:
     """{filter: arm run folder} of an experiment, in the experiment's order."""
-    doc = json.loads((Path(path) / "web.json").read_text())
+    doc = read_experiment(path)
     return {text: Path(path) / "arms" / slug for slug, text in doc["arms"].items()}
 
 
@@ -61,11 +73,8 @@ def _check_experiment(out: Path, base: RunConfig, filters: list[str]) -> bool:
         if out.exists() and any(p.name != "filters" for p in out.iterdir()):
             raise ConfigMismatch(f"{out} exists, is not empty and holds no web.json: choose another --output")
         return True
-    try:
-        saved = json.loads(path.read_text())
-        saved_opts, saved_filters = saved["options"], saved["filters"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ConfigMismatch(f"{path} is not a collapse web experiment ({type(e).__name__}: {e})") from None
+    saved = read_experiment(out)
+    saved_opts, saved_filters = saved["options"], saved.get("filters", list(saved["arms"].values()))
     defaults = option_defaults()
     now = {k: v for k, v in asdict(base).items() if k not in NOT_COMPARED | {"filter"}}
     diff = {k: (saved_opts.get(k, defaults.get(k)), v) for k, v in now.items() if saved_opts.get(k, defaults.get(k))
@@ -297,7 +306,7 @@ def plot_prevented(tables: dict[str, pa.Table], path: Path) -> Path | None:
 def write_web_report(out: str | Path) -> pa.Table:
     """Writes web.md, web.parquet and the plots from the arms' saved metrics; returns the comparison table."""
     out = Path(out)
-    doc = json.loads((out / "web.json").read_text())
+    doc = read_experiment(out)
     opts, data = {**option_defaults(), **doc["options"]}, doc.get("data", {})
     tables = load_arms(out)
     rows = comparison_rows(tables)
@@ -312,7 +321,7 @@ def write_web_report(out: str | Path) -> pa.Table:
     if p:
         plots.append(p)
     g = _last_generation(tables)
-    missing = [t for t in doc["filters"] if t not in tables]
+    missing = [t for t in doc["arms"].values() if t not in tables]
     sched = ",".join(f"{c:g}" for c in opts["contamination"])
     md = [
         "# What the filter buys: collapse under a contaminated web, per filter",

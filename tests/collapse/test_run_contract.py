@@ -79,19 +79,27 @@ def test_cli_answers_bad_shards_with_one_line_and_exit_2(curate_run, tmp_path, c
         assert main([*cmd, "--shards", str(curate_run / "curated"), "--output", str(tmp_path / "o")]) == 2
         assert "is not finished" in one_line()
         assert not (tmp_path / "o").exists()
+    assert main(["run", "--shards", str(curate_run / "curated"), "--allow-incomplete", "--generations", "0",
+                 "--seeds", "1", "--no-progress", "--output", str(tmp_path / "o")]) == 0
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["data"]["n_docs"] == 240
+    capsys.readouterr()
     (curate_run / "manifest.json.bak").rename(curate_run / "manifest.json")
     assert main(["run", "--shards", str(curate_run), "--real-filter", "language=en", "--output",
-                 str(tmp_path / "o")]) == 2
+                 str(tmp_path / "o2")]) == 2
     assert "has no 'language' column for --real-filter (columns: id, text, provenance)" in one_line()
     assert main(["run", "--shards", str(curate_run), "--real-filter", "provenance", "--output",
-                 str(tmp_path / "o")]) == 2
+                 str(tmp_path / "o2")]) == 2
     assert "expected COLUMN=VALUE" in one_line()
-    assert main(["run", "--shards", str(curate_run), "--generations", "x", "--output", str(tmp_path / "o")]) == 2
+    assert main(["run", "--shards", str(curate_run), "--generations", "x", "--output", str(tmp_path / "o2")]) == 2
     assert "invalid int value: 'x'" in one_line()
-    assert main(["report", str(tmp_path)]) == 2
+    assert main(["report", str(tmp_path / "out")]) == 2
     assert "neither a collapse run" in one_line()
-    assert main(["compare", str(tmp_path), str(tmp_path)]) == 2
+    assert main(["compare", str(tmp_path / "out"), str(tmp_path / "out")]) == 2
     assert "is not a finished collapse run (no metrics.parquet)" in one_line()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "web.json").write_text("{\"format\": 1")
+    assert main(["report", str(tmp_path / "broken")]) == 2
+    assert "is not a collapse web experiment" in one_line()
     with pytest.raises(CorpusError):
         parse_row_filters(["=x"])
 

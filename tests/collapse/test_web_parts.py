@@ -240,3 +240,29 @@ def test_a_single_web_arm_resumes_and_refuses_another_filter_or_schedule(human_p
     args[args.index("0.5")] = "0.4"
     assert main([*args, "--filter", "oracle"]) == 2
     assert "contamination: saved [0.5], now [0.4]" in _one_line(capsys)
+
+
+def test_a_resumed_web_run_with_a_last_model_filter_reproduces_the_uninterrupted_one(human_parquet, tmp_path):
+    """The filter of a resumed generation scores with the previous generation's model reloaded from disk."""
+    import json
+    import shutil
+
+    from collapse.protocol import RunConfig, run
+
+    cfg = RunConfig(shards=str(human_parquet), regime="web", contamination=[0.5], generations=2, seeds=1,
+                    max_docs=400, order=3, crawl_factor=2.0, synthetic_from="last", filter_fpr=0.05,
+                    calibration_fraction=0.2, filter="detector:fast-detectgpt:last", progress=False)
+    run(cfg, tmp_path / "full", log=lambda *a: None)
+    run(cfg, tmp_path / "crashed", log=lambda *a: None)
+    shutil.rmtree(tmp_path / "crashed" / "seed_0" / "gen_002")
+    run(cfg, tmp_path / "crashed", log=lambda *a: None)
+    a = json.loads((tmp_path / "full" / "seed_0" / "gen_002" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "crashed" / "seed_0" / "gen_002" / "metrics.json").read_text())
+    assert a["filter_tpr"] > 0.5
+    for k, v in a.items():
+        if not k.endswith(("seconds", "share")):
+            assert b[k] == v, k
+    fa = json.loads((tmp_path / "full" / "seed_0" / "gen_002" / "filter.json").read_text())
+    fb = json.loads((tmp_path / "crashed" / "seed_0" / "gen_002" / "filter.json").read_text())
+    assert fa["threshold"] == fb["threshold"] and fa["models"] == fb["models"] == [
+        fa["models"][0].split("/")[0] + "/gen_001@" + fa["models"][0].split("@")[1]]
