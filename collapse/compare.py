@@ -1,4 +1,6 @@
-"""Runs side by side: each metric's difference from the first run, per generation, with a Welch 95% CI."""
+"""Runs side by side: each metric's difference from the first run, per generation, with a Welch 95% CI.
+
+A `lowbg collapse web` experiment folder stands for its arms (one run per filter), in the experiment's order."""
 
 from __future__ import annotations
 
@@ -8,19 +10,34 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from collapse.report import DIVERSITY, REPORTED, SUPPORT, fmt_ci, ok_rows, plot_runs, summary_table
+from collapse.report import DIVERSITY, FILTER, REPORTED, SUPPORT, fmt_ci, ok_rows, plot_runs, summary_table
 from collapse.stats import diff_ci, mean_ci
 
 
 def run_label(run: Path) -> str:
-    cfg = json.loads((run / "config.json").read_text())["options"]
+    path = run / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run} is not a collapse run (no config.json)")
+    cfg = json.loads(path.read_text())["options"]
     regime = f"mix {cfg['real_fraction']:g}" if cfg["regime"] == "mix" else cfg["regime"]
+    if cfg["regime"] == "web":
+        regime = f"web, filter {cfg.get('filter', 'none')}"
     return f"{run.name} ({cfg['model']}, {regime})"
+
+
+def expand_runs(runs: list[str | Path]) -> list[Path]:
+    """Run folders, with each web experiment folder replaced by its arms."""
+    from collapse.experiment import arm_dirs, is_experiment
+
+    out: list[Path] = []
+    for r in runs:
+        out.extend(arm_dirs(r).values() if is_experiment(r) else [Path(r)])
+    return out
 
 
 def load_runs(runs: list[str | Path]) -> dict[str, pa.Table]:
     out: dict[str, pa.Table] = {}
-    for r in runs:
+    for r in expand_runs(runs):
         r = Path(r)
         if not (r / "metrics.parquet").exists():
             raise FileNotFoundError(f"{r} is not a finished collapse run (no metrics.parquet)")
@@ -50,16 +67,16 @@ def differences(base: pa.Table, other: pa.Table, metrics: list[str]) -> list[dic
 
 def compare(runs: list[str | Path], output: str | Path, log=print) -> pa.Table:
     """Writes compare.md, compare.parquet and compare_*.png to `output`; returns the differences table."""
-    if len(runs) < 2:
-        raise ValueError("compare needs at least two runs")
     tables = load_runs(runs)
+    if len(tables) < 2:
+        raise ValueError("compare needs at least two runs (or a web experiment of two arms or more)")
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
     labels = list(tables)
     base = labels[0]
     rows = []
     for label in labels[1:]:
-        for d in differences(tables[base], tables[label], REPORTED):
+        for d in differences(tables[base], tables[label], REPORTED + FILTER):
             rows.append({"baseline": base, "run": label, **d})
     table = pa.Table.from_pylist(rows) if rows else pa.table({"baseline": pa.array([], pa.string())})
     pq.write_table(table, out / "compare.parquet")
@@ -69,6 +86,9 @@ def compare(runs: list[str | Path], output: str | Path, log=print) -> pa.Table:
         plot_runs(tables, DIVERSITY, out / "compare_diversity.png", "diversity of the samples"),
         plot_runs(tables, SUPPORT, out / "compare_support.png", "support of the samples"),
     ]
+    if any("filter_tpr" in t.column_names for t in tables.values()):
+        plots.append(plot_runs(tables, ["filter_tpr", "filter_fpr", "train_synthetic_share", "filter_removed_real"],
+                               out / "compare_filter.png", "the web regime's filter"))
     md = ["# Collapse runs compared", "", f"Baseline: **{base}**. Each cell is run minus baseline: the difference of",
           "the means over seeds, with a Welch 95% CI; `*` marks an interval that excludes 0.", ""]
     for label in labels:

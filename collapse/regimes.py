@@ -5,6 +5,7 @@ Generation 0 always trains on the real training data. For t >= 1, with S_s the s
   accumulate            real + S_0 + ... + S_{t-1}                (Gerstgrasser et al. 2024)
   accumulate-subsample  accumulate, subsampled to len(real) without replacement
   mix                   round(F * n) fresh real items + (n - round(F * n)) items of S_{t-1}, n = len(S_{t-1})
+  web                   a filtered crawl of real items and earlier samples: see collapse.web (WebRegime)
 Items are texts for the LMs and numbers or token ids for the oracles: the same code serves both.
 """
 
@@ -15,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-REGIMES = ("replace", "accumulate", "accumulate-subsample", "mix")
+CLASSIC_REGIMES = ("replace", "accumulate", "accumulate-subsample", "mix")
+REGIMES = (*CLASSIC_REGIMES, "web")
 
 
 def concat(parts: Sequence[Sequence]) -> Sequence:
@@ -39,7 +41,9 @@ class Regime:
     real_fraction: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.name not in REGIMES:
+        if self.name == "web":
+            raise ValueError("the web regime is collapse.web.WebRegime (it needs a contamination schedule)")
+        if self.name not in CLASSIC_REGIMES:
             raise ValueError(f"unknown regime {self.name!r}; choose one of {', '.join(REGIMES)}")
         if self.name == "mix" and not 0.0 <= self.real_fraction <= 1.0:
             raise ValueError(f"--real-fraction must be in [0, 1], got {self.real_fraction}")

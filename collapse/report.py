@@ -1,4 +1,5 @@
-"""report.md and the plots of a run (and, through `plot_runs`, of several runs side by side)."""
+"""report.md and the plots of a run (and, through `plot_runs`, of several runs side by side). A web-regime run's
+report adds its filter's figures per generation (TPR, FPR, synthetic share trained, real documents thrown away)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from collapse.stats import mean_ci  # noqa: E402
 
-SUMMARY = ["heldout_ppl", "heldout_ppl_ratio", "gen0_ppl_on_samples", "distinct_2", "type_survival"]
+SUMMARY = ["heldout_ppl", "heldout_ppl_ratio", "gen0_ppl_on_samples", "distinct_2", "type_survival", "filter_tpr",
+           "filter_fpr", "train_synthetic_share"]
 REPORTED = [
     "heldout_ppl", "heldout_ppl_ratio", "heldout_ppl_p50", "heldout_ppl_p90", "heldout_ppl_p99",
+    "heldout_ppl_p90_ratio", "heldout_ppl_p99_ratio",
     "heldout_bits_per_char", "gen0_ppl_on_samples", "gen0_ppl_on_samples_p50", "distinct_1", "distinct_2",
     "distinct_3", "self_bleu", "unigram_entropy", "zipf_slope", "types", "bigrams", "trigrams", "type_survival",
     "bigram_survival", "sample_words", "empty_samples",
 ]
+# The web regime's filter (collapse.web): present only in web runs.
+FILTER = ["contamination", "pool_real", "pool_synthetic", "filter_tpr", "filter_fpr", "filter_auroc", "filter_unscored",
+          "filter_removed_real", "filter_removed_synthetic", "train_real", "train_synthetic", "train_synthetic_share",
+          "real_pool_left", "filter_threshold", "filter_seconds", "filter_share"]
 DIVERSITY = ["distinct_1", "distinct_2", "distinct_3", "self_bleu", "unigram_entropy", "zipf_slope"]
 SUPPORT = ["types", "bigrams", "type_survival", "bigram_survival"]
 
@@ -69,6 +77,14 @@ def summary_table(table: pa.Table, metrics: list[str] = SUMMARY) -> str:
 
 
 # ---- plots -----------------------------------------------------------------------------------------------------------
+def _fixed_layout(fig, nrows: int, ncols: int, title: bool) -> None:
+    """Margins in inches for the panels' labels and titles: tight_layout measures every tick label's extent and costs
+    more than drawing the figure."""
+    w, h = fig.get_size_inches()
+    fig.subplots_adjust(left=0.75 / w, right=1 - 0.2 / w, bottom=0.55 / h, top=1 - (0.75 if title else 0.4) / h,
+                        wspace=0.9 * ncols / max(w - 0.95, 1), hspace=0.9 * nrows / max(h - 1.3, 1))
+
+
 def plot_runs(runs: dict[str, pa.Table], metrics: list[str], path: Path, title: str = "") -> Path:
     """One panel per metric: mean over seeds per generation with a 95% CI band, one line per run."""
     ncols = min(3, len(metrics))
@@ -86,13 +102,14 @@ def plot_runs(runs: dict[str, pa.Table], metrics: list[str], path: Path, title: 
             ax.fill_between(g, lo, hi, alpha=0.25)
         ax.set_title(metric)
         ax.set_xlabel("generation")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    _fixed_layout(fig, nrows, ncols, bool(title))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -122,7 +139,7 @@ def plot_gen0_histograms(run: Path, path: Path) -> Path | None:
     ax.set_ylabel("density (per log10 unit)")
     ax.set_title("Generation 0's perplexity on each generation's samples")
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    _fixed_layout(fig, 1, 1, False)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -145,19 +162,24 @@ def write_report(run: str | Path) -> Path:
     cfg = json.loads((run / "config.json").read_text())
     opts, data = cfg["options"], cfg["data"]
     label = table.column("regime")[0].as_py() if table.num_rows else opts["regime"]
+    web = opts["regime"] == "web"
     plots = {
         "ppl_ratio.png": plot_runs({label: table}, ["heldout_ppl_ratio", "heldout_ppl", "gen0_ppl_on_samples"],
                                    run / "ppl_ratio.png", "held-out perplexity (mean, 95% CI over seeds)"),
         "diversity.png": plot_runs({label: table}, DIVERSITY, run / "diversity.png", "diversity of the samples"),
         "support.png": plot_runs({label: table}, SUPPORT, run / "support.png", "support of the samples"),
     }
+    if web and "filter_tpr" in table.column_names:
+        plots["filter.png"] = plot_runs({opts.get("filter", "none"): table}, ["filter_tpr", "filter_fpr",
+                                        "train_synthetic_share", "filter_removed_real"], run / "filter.png",
+                                        "the filter, from the pool's known labels")
     hist = plot_gen0_histograms(run, run / "gen0_ppl_hist.png")
     if hist:
         plots["gen0_ppl_hist.png"] = hist
     stops = [r for r in table.to_pylist() if r.get("status") == "stopped"]
     seeds = sorted({r["seed"] for r in table.to_pylist()})
     md = [
-        f"# Collapse run: {opts['model']}, regime {label}",
+        f"# Collapse run: {opts['model']}, regime {label}" + (f", filter {opts.get('filter')}" if web else ""),
         "",
         f"- input: {data['n_docs']} documents ({data['n_train']} train, {data['n_heldout']} held out), "
         f"fingerprint `{data['fingerprint'][:16]}`",
@@ -173,6 +195,15 @@ def write_report(run: str | Path) -> Path:
         metrics_markdown(table, REPORTED),
         "",
     ]
+    if web:
+        sched = ",".join(f"{c:g}" for c in opts.get("contamination") or [])
+        md += ["## The crawl and its filter", "",
+               f"Contamination c_t = {sched}, crawl factor {opts.get('crawl_factor', 1):g}, synthetic candidates "
+               f"from {opts.get('synthetic_from')} earlier generation(s), real pool {opts.get('real_pool_use')}d; "
+               f"filter `{opts.get('filter')}` (detector thresholds at FPR {opts.get('filter_fpr'):g} on "
+               f"{data.get('n_calibration', '?')} calibration documents). TPR / FPR: the shares of the crawl's "
+               "synthetic / real documents the filter removed, from the pool's known labels (generation 0 is not "
+               "filtered).", "", metrics_markdown(table, FILTER), ""]
     if stops:
         md += ["## Stopped seeds", ""] + [f"- seed {r['seed']} stopped at generation {r['generation']}: {r['reason']}"
                                           for r in stops] + [""]

@@ -133,9 +133,10 @@ class NGramModel:
         self.levels = levels
 
     # ---- scoring -------------------------------------------------------------------------------------------------
-    def _prob(self, grams: list[np.ndarray]) -> np.ndarray:
+    def _prob(self, grams: list[np.ndarray], orders: int | None = None) -> np.ndarray:
+        """P(w | h) of each gram (grams[k-1]: its order-k keys); `orders` < order: the lower-order model P_orders."""
         p = np.full(len(grams[0]), 1.0 / self.V)
-        for k, lv in enumerate(self.levels, start=1):
+        for k, lv in enumerate(self.levels[:orders], start=1):
             gk = grams[k - 1]
             ci, cf = _find(lv.ctx_keys, gk // self.V)
             gi, gf = _find(lv.keys, gk)
@@ -155,11 +156,12 @@ class NGramModel:
         tokens = np.bincount(doc, minlength=len(texts)).astype(np.int64)
         return LogProb(nats, tokens)
 
-    def next_token_probs(self, history: np.ndarray) -> np.ndarray:
-        """Full next-token distribution (rows x V) for histories (rows x order-1) of token ids."""
+    def next_token_probs(self, history: np.ndarray, orders: int | None = None) -> np.ndarray:
+        """Full next-token distribution (rows x V) for histories (rows x order-1) of token ids; `orders` < order:
+        the lower-order model P_orders (its histories need only the last orders-1 tokens)."""
         rows = history.shape[0]
         p = np.full((rows, self.V), 1.0 / self.V)
-        for k, lv in enumerate(self.levels, start=1):
+        for k, lv in enumerate(self.levels[:orders], start=1):
             ctx = np.zeros(rows, dtype=np.int64)
             for j in range(k - 1):  # the last k-1 tokens of the history
                 ctx = ctx * self.V + history[:, history.shape[1] - (k - 1) + j]

@@ -142,3 +142,35 @@ def test_hf_loader_refuses_pickle_only_checkpoints(tiny_pretrained, tmp_path):
     with pytest.raises(OSError):
         HFModel(pickled, device="cpu")
     assert HFModel(tiny_pretrained, device="cpu").max_len == 64
+
+
+def test_gpt_web_arm_filters_with_the_libraries_scorer_over_generation_zero(human_parquet, tmp_path):
+    """--model gpt: the white-box filter is the detectors library's own FastDetectGPT over the harness's model."""
+    from collapse.data import load_corpus
+    from detectors.fast_detectgpt import FastDetectGPT
+    from detectors.lm import wrap_model
+
+    out = tmp_path / "gptweb"
+    rc = main(["run", "--shards", str(human_parquet), "--model", "gpt", "--gpt-size", "toy", "--max-docs", "400",
+               "--regime", "web", "--contamination", "0.5", "--generations", "1", "--seeds", "1",
+               "--sample-size", "40", "--max-steps", "30", "--max-new-tokens", "48", "--filter-fpr", "0.05",
+               "--filter", "detector:fast-detectgpt:gen0", "--output", str(out), "--no-progress"])
+    assert rc == 0
+    row = pq.read_table(out / "metrics.parquet").to_pylist()[1]
+    assert 0 <= row["filter_tpr"] <= 1 and 0 <= row["filter_fpr"] <= 1 and row["pool_synthetic"] == 20
+    decision = json.loads((out / "seed_0" / "gen_001" / "filter.json").read_text())
+    assert decision["detector"] == "fast-detectgpt" and decision["models"][0].startswith("collapse-gpt:seed_0/gen_000")
+    # recompute the saved scores independently: the library's scorer over the saved generation-0 model
+    cfg = RunConfig(**json.loads((out / "config.json").read_text())["options"])
+    model = load_model(cfg, out / "seed_0" / "gen_000" / "model", SamplingOptions(), 0)
+    scorer = FastDetectGPT(wrap_model(model.model, model.tok, "check"))
+    corpus = load_corpus(human_parquet, max_docs=400)
+    text = dict(zip(corpus.keys, corpus.texts))
+    samples = pq.read_table(out / "seed_0" / "gen_000" / "samples.parquet").column("text").to_pylist()
+    pool = pq.read_table(out / "seed_0" / "gen_001" / "pool.parquet").to_pylist()
+    texts = [samples[int(p["source"].split(":")[1])] if p["synthetic"] else text[p["source"]] for p in pool]
+    got = [s.value for s in scorer.score(texts)]
+    assert np.allclose([np.nan if v is None else v for v in got], [p["score"] for p in pool], equal_nan=True,
+                       rtol=1e-4, atol=1e-5)
+    threshold = decision["threshold"]
+    assert [p["kept"] for p in pool] == [bool(np.isfinite(p["score"]) and p["score"] <= threshold) for p in pool]
