@@ -1,0 +1,44 @@
+"""WARC-Block-Digest / WARC-Payload-Digest, checked on bytes as they stream past.
+
+Contract: :class:`DigestCheck` takes a header value as crawlers write it (``sha1:`` + base32 as in the WARC
+standard and Common Crawl; also hex or base64, and ``sha256``/``sha512``/``md5``), hashes what it is fed, and
+:meth:`DigestCheck.mismatch` returns None when the digest matches or cannot be checked (an algorithm hashlib does
+not know is left unchecked, and said so in :attr:`DigestCheck.unchecked`), else a message naming the declared and
+the computed value. A declared value that decodes to no digest of its algorithm (a 32-hex-digit "sha1") is a
+mismatch: the header is damaged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+_ALGORITHMS = {"sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256", "sha512": "sha512",
+               "sha-512": "sha512", "md5": "md5"}
+
+
+class DigestCheck:
+    def __init__(self, field: str, value: str):
+        self.field = field
+        self.declared = value.strip()
+        name, _, self.encoded = self.declared.partition(":")
+        self.algorithm = _ALGORITHMS.get(name.strip().lower())
+        self.unchecked = None if self.algorithm else f"{field} algorithm {name.strip()[:20]!r} is not one we check"
+        self._hash = hashlib.new(self.algorithm) if self.algorithm else None
+        self.update = self._hash.update if self._hash else _ignore
+
+    def mismatch(self) -> str | None:
+        if self._hash is None:
+            return None
+        raw = self._hash.digest()
+        value = self.encoded.strip()
+        if value.upper().rstrip("=") == base64.b32encode(raw).decode().rstrip("="):
+            return None
+        if value.lower() == raw.hex() or value.rstrip("=") == base64.b64encode(raw).decode().rstrip("="):
+            return None
+        return (f"{self.field} {self.declared[:120]!r} does not match the bytes read "
+                f"({self.algorithm}:{base64.b32encode(raw).decode()})")
+
+
+def _ignore(data) -> None:
+    pass
