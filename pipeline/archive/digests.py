@@ -11,8 +11,11 @@ mismatch: the header is damaged.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 
+# RFC 4648 base32 -> the "base32hex" digits int(x, 32) reads: a declared value is decoded in C, not base64's loop.
+_B32_TO_INT_DIGITS = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHIJKLMNOPQRSTUV")
 _ALGORITHMS = {"sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256", "sha512": "sha512",
                "sha-512": "sha512", "md5": "md5"}
 
@@ -32,12 +35,29 @@ class DigestCheck:
             return None
         raw = self._hash.digest()
         value = self.encoded.strip()
-        if value.upper().rstrip("=") == base64.b32encode(raw).decode().rstrip("="):
+        if _base32_equals(value, raw) or value.lower() == raw.hex():
             return None
-        if value.lower() == raw.hex() or value.rstrip("=") == base64.b64encode(raw).decode().rstrip("="):
-            return None
+        try:
+            padded = value + "=" * (-len(value) % 4)
+            if binascii.a2b_base64(padded.encode("ascii"), strict_mode=True) == raw:
+                return None
+        except (binascii.Error, ValueError, UnicodeEncodeError):
+            pass
         return (f"{self.field} {self.declared[:120]!r} does not match the bytes read "
                 f"({self.algorithm}:{base64.b32encode(raw).decode()})")
+
+
+def _base32_equals(value: str, raw: bytes) -> bool:
+    """Whether ``value`` is ``raw`` in RFC 4648 base32 (any case, padding optional)."""
+    digits = value.rstrip("=").upper()
+    if not digits or len(digits) != (len(raw) * 8 + 4) // 5:
+        return False
+    try:
+        number = int(digits.encode("ascii").translate(_B32_TO_INT_DIGITS), 32)
+    except (ValueError, UnicodeEncodeError):
+        return False
+    spare = len(digits) * 5 - len(raw) * 8  # padding bits at the end of the last character
+    return number >> spare == int.from_bytes(raw, "big") and not number & ((1 << spare) - 1)
 
 
 def _ignore(data) -> None:

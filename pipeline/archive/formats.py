@@ -50,28 +50,20 @@ def decode_header_text(raw: bytes) -> str:
 
 def parse_fields(block: bytes) -> dict[str, str]:
     """``Name: value`` lines (CRLF or LF) into a dict keyed by lower-case name; continuation lines are joined."""
+    text = decode_header_text(block)
     fields: dict[str, str] = {}
-    name = None
-    for raw in block.split(b"\n"):
-        line = decode_header_text(raw.rstrip(b"\r"))
-        if not line:
-            continue
-        if line[0] in " \t":
-            if name is not None and name in fields and fields.get("\0last") == name:
-                fields[name] += " " + line.strip()
-            continue
-        key, sep, value = line.partition(":")
-        if not sep:
-            name = None
-            continue
-        name = key.strip().lower()
-        if name not in fields:
-            fields[name] = value.strip()
-            fields["\0last"] = name
-        else:
-            fields["\0last"] = ""
-    fields.pop("\0last", None)
+    if "\n " in text or "\n\t" in text:  # folded values: join them to their field first
+        text = _FOLD.sub(" ", text)
+    for line in text.split("\n"):
+        name, sep, value = line.partition(":")
+        if sep:
+            name = name.strip().lower()
+            if name not in fields:
+                fields[name] = value.strip()
     return fields
+
+
+_FOLD = re.compile(r"\r?\n[ \t]+")
 
 
 @dataclass(frozen=True)
