@@ -135,8 +135,9 @@ def _duplicate_entry(path: str, size: int | None, sha256: str | None, original: 
 
 
 class _Fingerprint(beam.DoFn):
-    def process(self, element: tuple[str, list]):
+    def process(self, element: tuple[str, Iterable]):
         path, sizes = element
+        sizes = list(sizes)  # a grouped iterable: not always a list on every runner
         size = next((s for s in sizes if s is not None), None)
         yield fingerprint(path, size), (path, size, len(sizes))
 

@@ -66,6 +66,7 @@ from pipeline.document import (
     ERROR_LENGTH_MISMATCH,
     ERROR_NOT_AN_ARCHIVE,
     ERROR_OPEN,
+    ERROR_PARSE,
     ERROR_TRUNCATED,
     REASON_BAD_HTTP,
     ErrorRecord,
@@ -227,6 +228,12 @@ class _Block:
             self.kept += piece[:WARCINFO_KEEP - len(self.kept)]
 
     def _feed_head(self, piece: bytes) -> None:
+        if not self.head_bytes:  # the usual case: the whole head is in the block's first piece, no copy needed
+            m = _HEAD_END.search(piece, 0, MAX_HEAD)
+            if m is not None:
+                self._start_body(parse_response_head(piece[:m.end()]))
+                self._feed_body(piece[m.end():])
+                return
         searched = max(0, len(self.head_bytes) - 3)
         self.head_bytes += piece
         m = _HEAD_END.search(self.head_bytes, searched, MAX_HEAD)
@@ -303,7 +310,20 @@ class WarcFileReader:
                 stats.errors += 1
                 yield self._error(ERROR_EMPTY_FILE, 0, 0, "empty file")
             else:
-                for item in self._records(stream, stats):
+                records = self._records(stream, stats)
+                while True:
+                    try:
+                        item = next(records)
+                    except StopIteration:
+                        break
+                    except Exception as exc:  # noqa: BLE001 - a reader bug costs the rest of this file, not the job
+                        at = stream.offset_of(stream.tell())
+                        item = ErrorRecord.from_exception(
+                            exc, warc_file=self.path, stage=STAGE, reason=ERROR_PARSE, warc_offset=at,
+                            warc_offset_end=max(at, stream.end_offset()))
+                        item.message = f"the reader failed at offset {at}; the rest of the file is not read: " \
+                                       f"{item.message}"
+                        records = iter(())
                     if isinstance(item, ErrorRecord):
                         stats.errors += 1
                     elif isinstance(item, Skipped):
@@ -378,7 +398,7 @@ class WarcFileReader:
                                           "nothing but blank lines")
                     break
                 if start <= last_start:  # cannot happen by construction; never loop on a bad file if it did
-                    raise AssertionError(f"the reader did not move forward at offset {stream.offset_of(start)}")
+                    raise RuntimeError(f"the reader did not move forward at offset {stream.offset_of(start)}")
                 last_start = start
                 current = _Stretch(stream.offset_of(start), ERROR_BAD_GZIP, "",
                                    inner=stream.member_offset_of(start) is not None)
@@ -573,7 +593,8 @@ class WarcFileReader:
                   record_id: str | None, url: str | None, block: _Block, arc) -> WarcRecord:
         crawl, rule = (self.file_crawl, "warcinfo") if self.file_crawl else (self.path_crawl, self.path_crawl_rule)
         head, decoder = block.head, block.decoder
-        self.quirks.update(decoder.quirks)
+        if decoder.stages:
+            self.quirks.update(decoder.quirks)
         reject_reason = reject_detail = None
         if head is not None and head.problem is not None:
             reject_reason, reject_detail = REASON_BAD_HTTP, head.problem

@@ -18,6 +18,7 @@ import hashlib
 _B32_TO_INT_DIGITS = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", b"0123456789ABCDEFGHIJKLMNOPQRSTUV")
 _ALGORITHMS = {"sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256", "sha512": "sha512",
                "sha-512": "sha512", "md5": "md5"}
+_CONSTRUCTORS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha512": hashlib.sha512, "md5": hashlib.md5}
 
 
 class DigestCheck:
@@ -27,7 +28,7 @@ class DigestCheck:
         name, _, self.encoded = self.declared.partition(":")
         self.algorithm = _ALGORITHMS.get(name.strip().lower())
         self.unchecked = None if self.algorithm else f"{field} algorithm {name.strip()[:20]!r} is not one we check"
-        self._hash = hashlib.new(self.algorithm) if self.algorithm else None
+        self._hash = _CONSTRUCTORS[self.algorithm]() if self.algorithm else None
         self.update = self._hash.update if self._hash else _ignore
 
     def mismatch(self) -> str | None:

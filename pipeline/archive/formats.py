@@ -54,16 +54,15 @@ def parse_fields(block: bytes) -> dict[str, str]:
     fields: dict[str, str] = {}
     if "\n " in text or "\n\t" in text:  # folded values: join them to their field first
         text = _FOLD.sub(" ", text)
-    for line in text.split("\n"):
-        name, sep, value = line.partition(":")
-        if sep:
-            name = name.strip().lower()
-            if name not in fields:
-                fields[name] = value.strip()
+    for name, value in _FIELD.findall(text):
+        name = name.strip().lower()
+        if name not in fields:
+            fields[name] = value.strip()
     return fields
 
 
 _FOLD = re.compile(r"\r?\n[ \t]+")
+_FIELD = re.compile(r"^([^:\r\n]*):([^\r\n]*)", re.M)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pipeline.archive import formats
 from pipeline.archive.source import HashingSource
@@ -38,6 +38,7 @@ FEED_SIZE = 1 << 14  # compressed bytes handed to zlib at a time (bounds the cop
 OUT_SIZE = 1 << 20  # most decompressed bytes produced by one zlib call
 PLAIN_READ = 1 << 20
 VALIDATE_INPUT = 1 << 16  # compressed bytes decompressed to check that a candidate member holds a record
+CHECKPOINT_EVERY = 8 << 20  # decompressed bytes between saved decompressor states (bounds the cost of a rewind)
 _NON_BLANK = re.compile(rb"[^\r\n]")
 _HEADER_END = re.compile(rb"\n\r?\n")
 
@@ -57,6 +58,8 @@ class Member:
     logical_start: int
     lead_blank: int = -1  # CR/LF bytes the member's data begins with (-1: not seen yet)
     end_offset: int | None = None
+    # (logical position, file offset of the next compressed byte, decompressor state) every CHECKPOINT_EVERY bytes
+    checkpoints: list = field(default_factory=list)
 
 
 class ArchiveStream:
@@ -225,6 +228,9 @@ class ArchiveStream:
         keep_from = self.tell()
         while len(self.members) > 1 and self.members[1].logical_start <= keep_from:
             del self.members[0]
+        checkpoints = self.members[0].checkpoints  # never needed before the current record's start
+        while len(checkpoints) > 1 and checkpoints[1][0] <= keep_from:
+            del checkpoints[0]
         return keep_from
 
     # ---- damage handling
@@ -390,6 +396,10 @@ class GzipStream(ArchiveStream):
                 return out
             self._in_pos -= len(d.unconsumed_tail)
             if out:
+                produced = self._base + len(self._buf) + len(out)
+                last = member.checkpoints[-1][0] if member.checkpoints else member.logical_start
+                if produced - last >= CHECKPOINT_EVERY:
+                    member.checkpoints.append((produced, self._in_off + self._in_pos, d.copy()))
                 return out
 
     def _salvage(self, member: Member, call_start: int, call_end: int) -> bytes:
@@ -541,14 +551,20 @@ class GzipStream(ArchiveStream):
         return member_holds_record(data, self.fmt)
 
     def _rewind_slow(self, logical: int) -> None:
+        """Decompress the member holding ``logical`` again, from its start or its last checkpoint before it."""
         member = self._member_at(logical)
         del self.members[self.members.index(member) + 1:]
-        self.source.seek(member.offset)
-        self._in, self._in_off, self._in_pos = b"", member.offset, 0
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        start, offset, state = member.logical_start, member.offset, None
+        earlier = [c for c in member.checkpoints if c[0] <= logical]
+        if earlier:
+            start, offset, state = earlier[-1]
+        member.checkpoints[:] = earlier  # the ones after are made again as the member is read again
+        self.source.seek(offset)
+        self._in, self._in_off, self._in_pos = b"", offset, 0
+        self._d = state.copy() if state is not None else zlib.decompressobj(16 + zlib.MAX_WBITS)
         member.end_offset = None
         self._held = None
-        self._buf, self._i, self._base, self._prev = b"", 0, member.logical_start, b"\n"
+        self._buf, self._i, self._base, self._prev = b"", 0, start, b"\n"
         self._limit, self._deferred, self._eof, self._boundary_open = None, None, False, True
         while self._base + len(self._buf) < logical:
             if self._limit is not None and self._base + len(self._buf) >= self._limit:

@@ -53,6 +53,7 @@ EXPECTED_ERRORS = {
     "index.cdx": "not_an_archive",
     "index.cdxj": "not_an_archive",
     "README.txt": "not_an_archive",
+    "page.html": "not_an_archive",
 }
 # Documents whose HTTP response or body does not decode: rejected with their own reason, never text.
 EXPECTED_REJECTIONS = {

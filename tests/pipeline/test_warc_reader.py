@@ -147,7 +147,8 @@ def test_arc_files_resync_and_arc_ids_do_not_change():
 
 
 @pytest.mark.parametrize("name, reason", [("index.cdx", "not_an_archive"), ("index.cdxj", "not_an_archive"),
-                                          ("README.txt", "not_an_archive"), ("empty.warc.gz", "empty_file"),
+                                          ("README.txt", "not_an_archive"), ("page.html", "not_an_archive"),
+                                          ("empty.warc.gz", "empty_file"),
                                           ("path-list-not-an-archive.warc", "not_an_archive")])
 def test_files_that_are_not_archives_are_one_row(name, reason):
     data = (MALFORMED / name).read_bytes()
@@ -218,3 +219,20 @@ def test_open_failures_and_blank_files():
     assert items[0].reason == "open_failed" and items[1].errors == 1
     items, _ = read(DATA / "blank.warc", b"\r\n\r\n")
     assert errors(items) == [("empty_file", 0, 4)]
+
+
+def test_a_reader_bug_costs_the_rest_of_that_file_not_the_job(monkeypatch):
+    data = (DATA / "cc-main-2024-22.warc.gz").read_bytes()
+    calls = []
+    real = WarcFileReader._read_record
+
+    def failing(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise IndexError("a bug")
+        return real(self, *args)
+
+    monkeypatch.setattr(WarcFileReader, "_read_record", failing)
+    items, stats = read(DATA / "x.warc.gz", data)
+    assert kinds(items) == ["S:warcinfo", "S:request", "E:record_parse_failed"]
+    assert "IndexError" == items[-1].exception_type and items[-1].warc_offset_end == len(data)

@@ -175,6 +175,8 @@ def main() -> None:
                            b'"status": "200", "length": "1134", "offset": "707", '
                            b'"filename": "ia-2008-heritrix.warc.gz"}\n')
     files["README.txt"] = b"These files are test inputs for lowbackground's reader.\nSee ../NOTICE.md.\n"
+    example = members((OUT / "example.arc.gz").read_bytes())[1]
+    files["page.html"] = example[example.index(b"<!doctype html>"):].rstrip(b"\n")  # the page an ARC record holds
     files["copy-of-missing-http.warc.gz"] = (OUT / "missing-http.warc.gz").read_bytes()
 
     for name, data in files.items():
