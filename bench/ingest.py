@@ -19,6 +19,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -174,14 +175,20 @@ def stage_rates(texts: list[str]) -> dict[str, float]:
     return rates
 
 
-def run_pipeline(paths: list[Path], output: Path, beam_args: list[str]) -> float:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_pipeline(paths: list[Path], output: Path, beam_args: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the pipeline's processes) of one `lowbg curate` run."""
     argv = [sys.executable, "-m", "pipeline.cli", "curate", "--output", str(output), "--overwrite",
             "--detectors", "none", "--dedup", "none", "--skip-language-id", *beam_args]
     for p in paths:
         argv += ["--input", str(p)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _children_cpu() - cpu
 
 
 def main() -> None:
@@ -207,15 +214,20 @@ def main() -> None:
         ours, warcio_rate = reader_ratio(paths)
         print(f"reader alone: ours {ours:.0f} records/s vs warcio loop {warcio_rate:.0f} records/s = "
               f"{ours / warcio_rate:.2f}x (ours also checks every block digest and Content-Length)")
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         n_plain = plain_loop(paths)
-        plain_s = time.perf_counter() - t
+        plain_s, plain_cpu = time.perf_counter() - t, time.process_time() - cpu
         baseline = n_plain / plain_s
-        print(f"plain warcio + extraction loop: {n_plain} docs in {plain_s:.1f}s = {baseline:.0f} docs/s")
-        one = run_pipeline(paths, work / "one", ["--direct_running_mode=in_memory", "--direct_num_workers=1"])
+        print(f"plain warcio + extraction loop: {n_plain} docs in {plain_s:.1f}s = {baseline:.0f} docs/s "
+              f"({plain_cpu:.1f} CPU-s)")
+        one, one_cpu = run_pipeline(paths, work / "one", ["--direct_running_mode=in_memory",
+                                                          "--direct_num_workers=1"])
         print(f"pipeline, DirectRunner 1 worker: {n_plain / one:.0f} docs/s = {n_plain / one / baseline:.2f}x "
               f"the plain loop (target >= 0.7x), wall {one:.1f}s incl. start-up")
-        two = run_pipeline(paths, work / "two", ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+        print(f"  per CPU-second (what a shared machine distorts least): {plain_cpu / one_cpu:.2f}x the plain loop "
+              f"({one_cpu:.1f} vs {plain_cpu:.1f} CPU-s)")
+        two, _ = run_pipeline(paths, work / "two", ["--direct_running_mode=multi_processing",
+                                                    "--direct_num_workers=2"])
         print(f"pipeline, multi_processing 2 workers: {n_plain / two:.0f} docs/s = {n_plain / two / baseline:.2f}x "
               f"the plain loop, {one / two:.2f}x one worker")
         for stage, rate in stage_rates(extracted_texts(paths, 2000)).items():
