@@ -24,13 +24,23 @@ REASON_DUPLICATE_EXACT = "duplicate_exact"
 REASON_DUPLICATE_NEAR = "duplicate_near"
 REASON_MACHINE_GENERATED = "machine_generated"
 REASON_UNCERTAIN = "uncertain"
+# ... decided while reading a record: its HTTP response, or the response's body, does not decode
+REASON_BAD_HTTP = "bad_http_response"  # no HTTP status line, or a status that is not a 3-digit code
+REASON_BAD_TRANSFER_ENCODING = "bad_transfer_encoding"  # chunked framing that does not parse
+REASON_BAD_CONTENT_ENCODING = "bad_content_encoding"  # gzip/deflate/br body that does not decompress
+REASON_UNSUPPORTED_CONTENT_ENCODING = "unsupported_content_encoding"  # compress, zstd, br without brotli
 
 # Error reason codes (what went wrong, by stage).
 ERROR_OPEN = "open_failed"
 ERROR_EMPTY_FILE = "empty_file"
 ERROR_NOT_AN_ARCHIVE = "not_an_archive"
-ERROR_BAD_GZIP = "bad_gzip"
-ERROR_TRUNCATED = "truncated_record"
+ERROR_BAD_GZIP = "bad_gzip"  # CRC/length check, deflate data error, member cut short, bytes between members
+ERROR_TRUNCATED = "truncated_record"  # the file or member ends before the header or the Content-Length does
+ERROR_BAD_HEADER = "bad_record_header"  # bytes where a record header should be that are not one
+ERROR_BAD_LENGTH = "bad_content_length"  # Content-Length missing, not a number, or negative
+ERROR_LENGTH_MISMATCH = "content_length_mismatch"  # the block does not end where Content-Length says
+ERROR_DIGEST = "digest_mismatch"  # WARC-Block-Digest (or Payload-Digest) does not match the bytes
+ERROR_DUPLICATE_RECORD = "duplicate_record"  # a WARC-Record-ID already read in the same file
 ERROR_PARSE = "record_parse_failed"
 ERROR_STEP = "step_failed"
 ERROR_SCORING = "scoring_failed"
@@ -135,6 +145,7 @@ class ErrorRecord:
     stage: str
     reason: str
     warc_offset: int | None = None
+    warc_offset_end: int | None = None  # end of the damaged byte range (exclusive), for errors of the read stage
     warc_record_id: str | None = None
     document_id: str | None = None
     url: str | None = None

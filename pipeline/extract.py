@@ -29,12 +29,19 @@ _UUID = re.compile(r"^<?urn:uuid:([0-9a-fA-F-]{36})>?$")
 
 
 def document_id(record: WarcRecord) -> str:
-    """Stable id: the WARC-Record-ID's UUID, else the payload digest with the URL, else file and offset."""
+    """Stable id: the WARC-Record-ID's UUID, else (ARC records, WARC records without one) the file and the record's
+    position in it, the same on every run and runner.
+
+    The position is the offset, or for a record that shares its gzip member with others the member's offset and
+    the record's place in the member's data (offsets of the two kinds could coincide). A payload digest is not
+    used: the same capture stored twice in a file would get one id.
+    """
     if record.record_id:
         m = _UUID.match(record.record_id.strip())
         return m.group(1).lower() if m else record.record_id.strip("<>")
-    basis = f"{record.payload_digest}|{record.target_uri}" if record.payload_digest else \
-        f"{record.warc_file}|{record.offset}"
+    position = str(record.offset) if record.member_offset is None else \
+        f"{record.member_offset}+{record.offset - record.member_offset}"
+    basis = f"{record.warc_file}|{position}"
     return "sha1:" + hashlib.sha1(basis.encode("utf-8", "replace")).hexdigest()
 
 
@@ -83,8 +90,12 @@ def record_to_document(record: WarcRecord, cutoff: dt.datetime, processed_at: dt
         pipeline_version=version,
     )
     tag_provenance(doc, record.crawl_rule, cutoff)
+    if record.reject_reason:  # the HTTP response or its body did not decode: never text
+        return doc.reject(record.reject_reason, record.reject_detail)
     if record.payload_too_large:
-        return doc.reject(REASON_PAYLOAD_TOO_LARGE, f"{record.payload_length} bytes")
+        size = f"{record.payload_length} bytes" if record.payload_length_exact else \
+            f"more than {record.payload_length} bytes after decoding (stopped counting)"
+        return doc.reject(REASON_PAYLOAD_TOO_LARGE, size)
     is_html = mime in HTML_TYPES
     if record.record_type == "conversion" and mime is None:
         mime = doc.content_type = "text/plain"  # WET conversion records are UTF-8 text

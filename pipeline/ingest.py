@@ -1,10 +1,15 @@
-"""Beam ingest: list input files, read them in parallel with warcio, extract text.
+"""Beam ingest: list input files, read each once, in parallel, with our own reader; extract text.
 
 ``ReadWarc`` expands file patterns (anything Beam's FileSystems opens: local, gs://, s3://...) and Common Crawl
-path lists into one element per file, breaks fusion with a Reshuffle so files spread over workers, and reads
-each file with :class:`pipeline.warc_reader.WarcFileReader`. Compressed files are opened with
-``compression_type=UNCOMPRESSED``: warcio decompresses member by member itself, which is about 3x faster than
-letting Beam decompress and keeps record offsets meaningful.
+path lists into one element per file, reads each distinct input once (below), breaks fusion with a Reshuffle so
+files spread over workers, and reads each file with :class:`pipeline.warc_reader.WarcFileReader`. Compressed files
+are opened with ``compression_type=UNCOMPRESSED``: the reader decompresses member by member itself, which sees
+every member's damage and keeps record offsets meaningful.
+
+The same input given twice is read once: a path listed twice is one input (its manifest entry says ``listed``),
+and files with the same bytes under different paths are found by a cheap fingerprint (size and a hash of the
+first and last 64 KiB), confirmed by a full sha256 only for the files whose fingerprints collide; the first path
+(in sorted order) is read, the others get a manifest entry with ``duplicate_of`` and no records.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import os
 from collections.abc import Iterable
 
 import apache_beam as beam
@@ -88,6 +94,78 @@ class _ExpandPattern(beam.DoFn):
                 yield meta.path, meta.size_in_bytes
 
 
+FINGERPRINT_BYTES = 64 * 1024
+DUPLICATES_TAG = "duplicates"
+
+
+def fingerprint(path: str, size: int | None) -> tuple:
+    """(size, sha256 of the first and last 64 KiB): equal for equal files, and cheap to compute on any filesystem.
+
+    A file that cannot be opened gets a key of its own (the reader reports why it cannot be read).
+    """
+    try:
+        with open_raw(path) as fh:
+            if size is None:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(0)
+            sha = hashlib.sha256(fh.read(FINGERPRINT_BYTES))
+            if size > FINGERPRINT_BYTES:
+                fh.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+                sha.update(fh.read(FINGERPRINT_BYTES))
+        return ("fingerprint", size, sha.hexdigest())
+    except Exception:  # noqa: BLE001 - missing, unreadable: no fingerprint, read (and fail) on its own
+        return ("path", path)
+
+
+def full_sha256(path: str) -> str | None:
+    sha = hashlib.sha256()
+    try:
+        with open_raw(path) as fh:
+            while chunk := fh.read(1 << 20):
+                sha.update(chunk)
+    except Exception:  # noqa: BLE001 - the reader reports it
+        return None
+    return sha.hexdigest()
+
+
+def _duplicate_entry(path: str, size: int | None, sha256: str | None, original: str, listed: int) -> dict:
+    return {"path": path, "size": size, "sha256": sha256, "records": 0, "units": 0, "documents": 0, "errors": 0,
+            "skipped": {}, "notes": [f"same bytes (sha256) as {original}: not read again"],
+            "duplicate_of": original, "listed": listed}
+
+
+class _Fingerprint(beam.DoFn):
+    def process(self, element: tuple[str, Iterable]):
+        path, sizes = element
+        sizes = list(sizes)  # a grouped iterable: not always a list on every runner
+        size = next((s for s in sizes if s is not None), None)
+        yield fingerprint(path, size), (path, size, len(sizes))
+
+
+class _PickOriginals(beam.DoFn):
+    """One group of inputs with one fingerprint -> the inputs to read, and manifest entries for exact copies."""
+
+    def __init__(self):
+        self.duplicates = Metrics.counter(NAMESPACE, "duplicate_inputs")
+
+    def process(self, element):
+        _, members = element
+        members = sorted(members)
+        if len(members) == 1:
+            yield members[0]
+            return
+        by_sha: dict[str | None, list] = {}
+        for path, size, listed in members:  # a fingerprint collision: only now is each file hashed whole
+            sha = full_sha256(path)
+            by_sha.setdefault(sha if sha is not None else f"unreadable:{path}", []).append((path, size, listed))
+        for sha, same in sorted(by_sha.items(), key=lambda kv: kv[1][0][0]):
+            original = same[0]
+            yield original
+            for path, size, listed in same[1:]:
+                self.duplicates.inc()
+                yield beam.pvalue.TaggedOutput(DUPLICATES_TAG, _duplicate_entry(path, size, sha, original[0], listed))
+
+
 class _ReadFiles(beam.DoFn):
     def __init__(self, max_payload_bytes: int):
         self.max_payload_bytes = max_payload_bytes
@@ -95,8 +173,8 @@ class _ReadFiles(beam.DoFn):
         self.files = Metrics.counter(NAMESPACE, "files_read")
         self._skipped: dict[str, object] = {}
 
-    def process(self, element: tuple[str, int | None]) -> Iterable:
-        path, size = element
+    def process(self, element: tuple[str, int | None, int]) -> Iterable:
+        path, size, listed = element
         for item in WarcFileReader(path, open_raw, size, self.max_payload_bytes):
             if isinstance(item, WarcRecord):
                 self.records.inc()
@@ -113,10 +191,11 @@ class _ReadFiles(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(ERRORS_TAG, item)
             elif isinstance(item, InputStats):
                 self.files.inc()
+                notes = item.notes + ([f"listed {listed} times: read once"] if listed > 1 else [])
                 yield beam.pvalue.TaggedOutput(INPUTS_TAG, {
                     "path": item.path, "size": item.size, "sha256": item.sha256, "records": item.records,
                     "units": item.units, "documents": item.documents, "errors": item.errors,
-                    "skipped": dict(item.skipped), "notes": item.notes,
+                    "skipped": dict(item.skipped), "notes": notes, "duplicate_of": None, "listed": listed,
                 })
 
 
@@ -155,12 +234,18 @@ class ReadWarc(beam.PTransform):
                 | f"JoinBase{i}" >> beam.Map(lambda line, b=base: (join_base(b, line.strip()), None))
                 | f"SamplePathList{i}" >> beam.Filter(lambda e, f=fraction: in_sample(e[0], f)))
         files = listed | "AllFiles" >> beam.Flatten() if len(listed) != 1 else listed[0]
-        read = (files
+        distinct = (files
+                    | "GroupPaths" >> beam.GroupByKey()  # a path listed twice is one input
+                    | "Fingerprint" >> beam.ParDo(_Fingerprint())
+                    | "GroupFingerprints" >> beam.GroupByKey()
+                    | "PickOriginals" >> beam.ParDo(_PickOriginals()).with_outputs(DUPLICATES_TAG, main="files"))
+        read = (distinct.files
                 | "SpreadFiles" >> beam.Reshuffle()  # one file per element, never fused with the listing
                 | "ReadFiles" >> beam.ParDo(_ReadFiles(self.max_payload_bytes)).with_outputs(
                     ERRORS_TAG, INPUTS_TAG, main="records"))
         errors = (list_errors, read[ERRORS_TAG]) | "IngestErrors" >> beam.Flatten()
-        return {"records": read.records, "errors": errors, "inputs": read[INPUTS_TAG]}
+        inputs = (read[INPUTS_TAG], distinct[DUPLICATES_TAG]) | "AllInputs" >> beam.Flatten()
+        return {"records": read.records, "errors": errors, "inputs": inputs}
 
 
 class _Extract(beam.DoFn):

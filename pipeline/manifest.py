@@ -132,7 +132,8 @@ def build_manifest(output: str, options: dict, metrics: dict[str, int] | None, e
         "pipeline_version": schemas.package_version(),
         "inputs": [{"path": i["path"], "size": i["size"], "sha256": i["sha256"], "records_read": i["records"],
                     "documents": i["documents"], "errors": i["errors"], "skipped": i["skipped"],
-                    "notes": i["notes"]} for i in inputs],
+                    "notes": i["notes"], "duplicate_of": i.get("duplicate_of"), "listed": i.get("listed", 1)}
+                   for i in inputs],
         "options": options,
         "versions": _versions(),
         "counts": counts,

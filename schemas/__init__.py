@@ -13,7 +13,7 @@ from importlib import metadata as _metadata
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: errors.warc_offset_end
 SCHEMA_VERSION_KEY = b"lowbackground.schema_version"
 SCHEMA_KIND_KEY = b"lowbackground.schema_kind"
 KINDS = ("curated", "rejected", "errors")
@@ -104,6 +104,8 @@ _REJECT_FIELDS = [
 _ERROR_FIELDS = [
     pa.field("warc_file", pa.string(), nullable=False),
     pa.field("warc_offset", pa.int64()),
+    # end of the damaged byte range [warc_offset, warc_offset_end) for read errors: where reading resumed
+    pa.field("warc_offset_end", pa.int64()),
     pa.field("warc_record_id", pa.string()),
     pa.field("document_id", pa.string()),
     pa.field("url", pa.string()),
