@@ -11,6 +11,7 @@ commands:
   decide     re-split scored shards under a new policy, without re-scoring
   index      build a reference band-key index of a pre-cutoff corpus
   manifest   write (and check) the manifest of a run that finished elsewhere
+  report     what a run did and how much of it is machine-written (HTML, Markdown, JSON)
   detect     score, evaluate, calibrate AI-text detectors
   collapse   generational retraining experiments on curated shards
 
@@ -29,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         from pipeline.decide import main as run
     elif command == "manifest":
         from pipeline.curate import manifest_main as run
+    elif command == "report":
+        from pipeline.report import main as run
     elif command == "index":
         from pipeline.dedup.reference import index_main as run
     elif command == "detect":
