@@ -19,6 +19,7 @@ import schemas
 from pipeline.document import REASON_MACHINE_GENERATED, REASON_UNCERTAIN, Document
 from pipeline.machine_policy import DetectorInfo, MachinePolicy, calibration_keys, compute_thresholds
 from pipeline.manifest import MANIFEST, check_balance
+from pipeline.stats import RunStatsAccumulator, flags_for, write_stats
 
 REDECIDED = frozenset({REASON_MACHINE_GENERATED, REASON_UNCERTAIN})
 
@@ -72,6 +73,7 @@ def decide(run_dir: Path, output: Path, target_fpr: float | None = None, thresho
     output.mkdir(parents=True, exist_ok=True)
     out_rows: dict[str, dict[str, list[dict]]] = {"curated": {}, "rejected": {}}
     records_in, reasons = 0, Counter()
+    stats = RunStatsAccumulator()  # stats/ of the new split, from the same rows (pipeline/stats.py)
     for kind in ("curated", "rejected"):
         for path, rows in _rows(shards[kind], kind):
             for row in rows:
@@ -80,6 +82,7 @@ def decide(run_dir: Path, output: Path, target_fpr: float | None = None, thresho
                 if doc.reason in REDECIDED:
                     doc.reason = doc.detail = None
                 doc = policy.decide(doc, thresholds)
+                stats.add_document(doc, flags_for(doc, thresholds))
                 target = "rejected" if doc.rejected else "curated"
                 if doc.rejected:
                     reasons[doc.reason] += 1
@@ -103,6 +106,7 @@ def decide(run_dir: Path, output: Path, target_fpr: float | None = None, thresho
         "shards": {kind: sorted(f"{kind}/{n}" for n in by_name) for kind, by_name in out_rows.items()},
     }
     check_balance(manifest)
+    write_stats(str(output), *stats.to_json({"decided_from": str(run_dir)}, thresholds, "lowbg decide"))
     (output / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     return manifest
 

@@ -102,7 +102,8 @@ def excess_share(f: Rate, e: Rate, alpha: float = ALPHA) -> dict:
     """
     f_lo, f_hi = f.interval(alpha / 2)
     e_lo, e_hi = e.interval(alpha / 2)
-    return {"estimate": _clip(_excess(f.point, e.point)), "ci": [_clip(_excess(f_lo, e_hi)), _clip(_excess(f_hi, e_lo))],
+    return {"estimate": _clip(_excess(f.point, e.point)),
+            "ci": [_clip(_excess(f_lo, e_hi)), _clip(_excess(f_hi, e_lo))],
             "f_post": f.to_json(alpha), "fpr": e.to_json(alpha)}
 
 

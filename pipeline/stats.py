@@ -42,6 +42,7 @@ import re
 from collections import Counter
 
 import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 import schemas
@@ -642,7 +643,7 @@ def _write_atomically(output: str, relative: str, data: bytes) -> None:
     final = join(output, relative)
     folder, name = relative.rsplit("/", 1)
     temporary = join(output, f"{folder}/{TMP_PREFIX}{name}")
-    with FileSystems.create(temporary) as fh:
+    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as fh:  # bytes as given
         fh.write(data)
     if FileSystems.exists(final):
         FileSystems.delete([final])

@@ -18,6 +18,7 @@ import datetime as dt
 import json
 import sys
 
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.report.analysis import MIN_GROUP, TOP_HOSTS, analyse, compare
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _write(folder: str, name: str, data: bytes) -> str:
     final = join(folder, name)
     temporary = join(folder, TMP_PREFIX + name)
-    with FileSystems.create(temporary) as fh:
+    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         fh.write(data)
     if FileSystems.exists(final):
         FileSystems.delete([final])
@@ -100,10 +101,6 @@ def report(runs: list[str], output: str | None = None, baseline: str | None = No
     else:
         comparison = compare(analyses)
         render_compare(doc, comparison)
-        for a, r in zip(analyses, loaded):
-            doc.raw_html("<hr>")
-            doc.h(1, f"Run {a['label']}")
-            render_run(doc, a, r, base or r, standalone=False)
         title = f"lowbackground: {len(loaded)} runs side by side"
         data = {"comparison": comparison, "runs": analyses}
     folder = output or join(runs[0], REPORT_DIR)

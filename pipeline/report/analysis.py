@@ -548,7 +548,8 @@ def compare(analyses: list[dict]) -> dict:
             "rejected_by_reason": {s["stage"].split(": ", 1)[1]: s["n"] for s in f.get("stages", [])
                                    if s["kind"] == "rejected"},
             "eras": {e: {"n": n, "share": n / total} for e, n in eras.items()},
-            "top_languages": [(lang["language"], lang["total"]) for lang in (a.get("languages") or {}).get("top", [])[:5]],
+            "top_languages": [(lang["language"], lang["total"])
+                              for lang in (a.get("languages") or {}).get("top", [])[:5]],
             "headline_detector": a.get("headline_detector"),
             "estimates": _overall(a, a.get("headline_detector")),
             "vocabulary": ({"language": first_lang["language"], "marker_bound": first_lang["marker_bound"],

@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from detectors.base import HIGHER_IS_MACHINE  # noqa: E402
 from pipeline.stats import LogitScale, Scale, scale_from_json  # noqa: E402
@@ -37,9 +38,9 @@ def _label(text) -> str:
     return _plain(s if len(s) <= MAX_LABEL else s[:MAX_LABEL - 1] + "…")
 
 
-def _png(fig) -> bytes:
+def _png(fig, tight: bool = True) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
+    fig.savefig(buf, format="png", bbox_inches="tight" if tight else None)
     plt.close(fig)
     return buf.getvalue()
 
@@ -260,7 +261,9 @@ def signals(items: list[dict]) -> bytes:
     cols = 4
     nrows = math.ceil(n / cols)
     with plt.rc_context(RC):
-        fig, axes = _figure(10, 2.1 * nrows, nrows, cols)
+        fig, axes = _figure(10, 2.1 * nrows + 0.4, nrows, cols)
+        fig.subplots_adjust(left=0.05, right=0.98, top=1 - 0.5 / (2.1 * nrows + 0.4), bottom=0.08, hspace=0.55,
+                            wspace=0.28)
         for ax, item in zip(axes.flat, items):
             scale = scale_from_json(item["scale"])
             for outcome, color in (("curated", COLORS["curated"]), ("rejected", COLORS["rejected"])):
@@ -273,13 +276,14 @@ def signals(items: list[dict]) -> bytes:
                         label=f"{outcome} (n={int(w.sum()):,})")
             if item["scale"]["kind"] == "log2":
                 ax.set_xscale("symlog", linthresh=1)
-            ax.set_title(item["signal"], fontsize=8)
+            ax.set_title(f"{item['signal']} (curated n={item['curated']['n']:,}, rejected n={item['rejected']['n']:,})",
+                         fontsize=7)
             ax.tick_params(labelsize=6)
-            ax.legend(fontsize=6)
         for ax in list(axes.flat)[n:]:
             ax.set_axis_off()
-        fig.tight_layout()
-        return _png(fig)
+        handles = [Line2D([], [], color=COLORS[o], linewidth=1) for o in ("curated", "rejected")]
+        fig.legend(handles, ["curated", "rejected"], loc="upper right", fontsize=7, ncols=2)
+        return _png(fig, tight=False)
 
 
 def cluster_sizes(sizes: dict) -> bytes:

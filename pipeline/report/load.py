@@ -11,6 +11,7 @@ import gzip
 import json
 from dataclasses import dataclass, field
 
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.sinks import join
@@ -34,7 +35,7 @@ class RunData:
 def _read(path: str) -> bytes | None:
     if not FileSystems.exists(path):
         return None
-    with FileSystems.open(path) as fh:
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         return fh.read()
 
 
@@ -75,7 +76,7 @@ def load_run(path: str, allow_incomplete: bool = False) -> RunData:
     else:
         try:
             stats = json.loads(raw_stats)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # not UTF-8 or not JSON
             notes.append(f"{STATS_FILE} is not valid JSON ({exc}): ignored")
             stats = None
         if stats is not None and stats.get("format") != FORMAT:
@@ -93,7 +94,7 @@ def load_run(path: str, allow_incomplete: bool = False) -> RunData:
         else:
             try:
                 words = json.loads(gzip.decompress(raw_words))
-            except (OSError, EOFError, json.JSONDecodeError) as exc:
+            except (OSError, EOFError, ValueError) as exc:  # not gzip, not UTF-8, not JSON
                 notes.append(f"{WORDS_FILE} is unreadable ({exc}): no excess-vocabulary section")
             if words is not None and words.get("format") != WORDS_FORMAT:
                 notes.append(f"{WORDS_FILE} has format {words.get('format')!r}: ignored")

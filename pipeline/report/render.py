@@ -178,15 +178,14 @@ def _era_name(era: str) -> str:
     return ERA_LABELS.get(era, era)
 
 
-def render_run(doc: Doc, a: dict, run: RunData, reference: RunData, standalone: bool = True) -> None:
+def render_run(doc: Doc, a: dict, run: RunData, reference: RunData) -> None:
     """Append one run's report to ``doc``."""
-    if standalone:
-        doc.h(1, f"lowbackground run report: {a['label']}")
-        doc.p(f"Run: {a['run']}. Cut-off: {a.get('cutoff') or 'unknown'}. This report was made from the run's "
-              "manifest and stats/ only; it read no shard.", "small")
-        doc.raw_html('<nav><a href="#summary">Summary</a><a href="#funnel">Funnel</a><a href="#provenance">'
-                     'Provenance</a><a href="#quality">Quality</a><a href="#detectors">Detectors</a><a href="#share">'
-                     'Machine-written share</a><a href="#vocabulary">Vocabulary</a><a href="#drift">Drift</a></nav>')
+    doc.h(1, f"lowbackground run report: {a['label']}")
+    doc.p(f"Run: {a['run']}. Cut-off: {a.get('cutoff') or 'unknown'}. This report was made from the run's "
+          "manifest and stats/ only; it read no shard.", "small")
+    doc.raw_html('<nav><a href="#summary">Summary</a><a href="#funnel">Funnel</a><a href="#provenance">'
+                 'Provenance</a><a href="#quality">Quality</a><a href="#detectors">Detectors</a><a href="#share">'
+                 'Machine-written share</a><a href="#vocabulary">Vocabulary</a><a href="#drift">Drift</a></nav>')
     for note in a["notes"]:
         doc.p(f"Note: {note}", "note")
     doc.p(f"Human reference: {a['reference']['note']}.", "note" if a["reference"]["kind"] == "baseline" else "small")
@@ -473,7 +472,8 @@ def _drift(doc: Doc, a: dict, reference: RunData) -> None:
 def render_compare(doc: Doc, comparison: dict) -> None:
     runs = comparison["runs"]
     doc.h(1, f"lowbackground: {len(runs)} runs side by side")
-    doc.p("Made from each run's manifest and stats/ only; no shard was read.", "small")
+    doc.p("Made from each run's manifest and stats/ only; no shard was read. Each run's full report (provenance, "
+          "detectors, vocabulary, drift): lowbg report RUN.", "small")
     for r in runs:
         for note in r["notes"]:
             doc.p(f"{r['label']}: {note}", "note")
