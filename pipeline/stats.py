@@ -39,6 +39,7 @@ import heapq
 import json
 import math
 import re
+import struct
 from collections import Counter
 
 import apache_beam as beam
@@ -81,6 +82,7 @@ additionally furthermore comprehensive crucial insights enhance enhances enhanci
 """.split())
 
 _WORD = re.compile(r"\w+")
+_F32 = struct.Struct("<f")
 # A capitalised word after a lower-case letter or a comma and one space: mid-sentence, so likely a name.
 _MID_CAPS = re.compile(r"[a-z,] ([A-Z][^\W\d_]+)")
 
@@ -205,6 +207,10 @@ class SymlogScale(Scale):
         return (lo, hi) if i > 0 else (-hi, -lo)
 
 
+def _as_float32(x: float) -> float:
+    return _F32.unpack(_F32.pack(x))[0]
+
+
 def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
@@ -246,6 +252,10 @@ SIGNAL_SCALES: dict[str, Scale] = {
     "dup_line_fraction": _FRACTION,
     "stop_word_count": Log2Scale(8),
 }
+
+# Signals stored as float32 in the shards: binned as stored, so `lowbg decide` (which reads them back) and anyone
+# recomputing a histogram from the shards get the same bins as the pipeline.
+FLOAT32_SIGNALS = frozenset(f.name for f in schemas.CURATED_SCHEMA if str(f.type) == "float")
 
 # Count tables: name -> the dimensions of their keys (documented in docs/report.md).
 COUNT_TABLES = {
@@ -402,6 +412,8 @@ class RunStatsAccumulator:
         for name, scale in SIGNAL_SCALES.items():
             value = getattr(doc, name)
             if value is not None:
+                if name in FLOAT32_SIGNALS:
+                    value = _as_float32(value)
                 key = (name, outcome)
                 hist = self.signals.get(key)
                 if hist is None:
