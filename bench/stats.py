@@ -1,0 +1,118 @@
+"""Run-statistics benchmark: what ``stats/`` costs the pipeline (target <= 10% of throughput), and how long the
+report takes, in one run.
+
+The same `lowbg curate` on the same corpus (the ingest benchmark's real pages), with the statistics and with the
+RunStats transform replaced by nothing, alternating the order over ``--rounds`` rounds; the figure is the ratio of
+the best times. Both wall time and the child process's CPU time (user + system) are measured: on a shared machine
+the CPU time is the steadier measure of the work the statistics add. Two configurations: the default pipeline (language ID, quality signals, near dedup, fastText) and
+the spine (no language ID, no dedup, no detector), where the statistics are the largest share of the work.
+
+    python bench/stats.py [--records 4000] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# bench/detectors.py would shadow the detectors package: bench/ goes last.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT / "bench")]
+
+CONFIGS = {
+    "default (language ID, quality, near dedup, fastText)": ["--detectors", "fasttext"],
+    "spine (no language ID, no dedup, no detector)": ["--detectors", "none", "--dedup", "none", "--skip-language-id"],
+}
+
+
+def curate_without_stats(argv: list[str]) -> int:
+    """`lowbg curate` with RunStats replaced by a transform that does nothing (the baseline)."""
+    import apache_beam as beam
+
+    import pipeline.curate
+    from pipeline.cli import main
+
+    class NoStats(beam.PTransform):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+
+        def expand(self, pcolls):
+            return pcolls["documents"].pipeline | "Nothing" >> beam.Create([])
+
+    pipeline.curate.RunStats = NoStats
+    return main(["curate", *argv])
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(paths: list[Path], output: Path, extra: list[str], stats: bool) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one `lowbg curate`."""
+    argv = ["--output", str(output), "--overwrite", "--processed-at", "2026-01-01T00:00:00Z",
+            "--direct_running_mode=in_memory", "--direct_num_workers=1", *extra]
+    for p in paths:
+        argv += ["--input", str(p)]
+    command = [sys.executable, "-m", "pipeline.cli", "curate", *argv] if stats else \
+        [sys.executable, __file__, "--curate-without-stats", *argv]
+    start, cpu = time.perf_counter(), _children_cpu()
+    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu
+    assert (output / "stats" / "stats.json").exists() == stats
+    return elapsed, cpu
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--curate-without-stats":
+        sys.exit(curate_without_stats(sys.argv[2:]))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=4000)
+    parser.add_argument("--files", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    from ingest import build_corpus
+
+    work = Path(tempfile.mkdtemp(prefix="lowbg-bench-stats-"))
+    try:
+        paths = build_corpus(work, args.records, args.files)
+        print(f"corpus: {args.records} real-page HTML records in {args.files} files; load average "
+              f"{os.getloadavg()[0]:.1f} at start")
+        for label, extra in CONFIGS.items():
+            times: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+            for r in range(args.rounds):
+                for stats in ((True, False) if r % 2 == 0 else (False, True)):
+                    times[stats].append(run(paths, work / f"out-{stats}", extra, stats))
+            docs = json.loads((work / "out-True" / "manifest.json").read_text())["counts"]
+            n = docs["curated"] + docs["rejected"]
+            print(f"{label}: {n} documents")
+            for i, what in ((0, "wall"), (1, "CPU")):
+                with_s, without_s = min(t[i] for t in times[True]), min(t[i] for t in times[False])
+                print(f"  {what:>4}: without stats {n / without_s:.0f} docs/s (best of "
+                      f"{[round(t[i], 1) for t in times[False]]} s), with stats {n / with_s:.0f} docs/s (best of "
+                      f"{[round(t[i], 1) for t in times[True]]} s) -> stats cost "
+                      f"{100 * (1 - without_s / with_s):.1f}% of throughput (target <= 10%)")
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pipeline.cli", "report", str(work / "out-True")], check=True, cwd=ROOT,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        print(f"lowbg report on the last run (with stats): {time.perf_counter() - start:.1f} s, process start included")
+        size = sum(p.stat().st_size for p in (work / "out-True" / "stats").iterdir())
+        print(f"stats/ size: {size / 1024:.0f} KiB")
+        print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; load "
+              f"average {os.getloadavg()[0]:.1f} at end")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
