@@ -4,8 +4,9 @@ report takes, in one run.
 The same `lowbg curate` on the same corpus (the ingest benchmark's real pages), with the statistics and with the
 RunStats transform replaced by nothing, alternating the order over ``--rounds`` rounds; the figure is the ratio of
 the best times. Both wall time and the child process's CPU time (user + system) are measured: on a shared machine
-the CPU time is the steadier measure of the work the statistics add. Two configurations: the default pipeline (language ID, quality signals, near dedup, fastText) and
-the spine (no language ID, no dedup, no detector), where the statistics are the largest share of the work.
+the CPU time is the steadier measure of the work the statistics add. Two configurations: the default pipeline
+(language ID, quality signals, near dedup, fastText) and the spine (no language ID, no dedup, no detector), where
+the statistics are the largest share of the work.
 
     python bench/stats.py [--records 4000] [--rounds 2]
 """
@@ -103,8 +104,9 @@ def main() -> None:
                       f"{[round(t[i], 1) for t in times[True]]} s) -> stats cost "
                       f"{100 * (1 - without_s / with_s):.1f}% of throughput (target <= 10%)")
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "pipeline.cli", "report", str(work / "out-True")], check=True, cwd=ROOT,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        subprocess.run([sys.executable, "-m", "pipeline.cli", "report", str(work / "out-True")], check=True,
+                       cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
         print(f"lowbg report on the last run (with stats): {time.perf_counter() - start:.1f} s, process start included")
         size = sum(p.stat().st_size for p in (work / "out-True" / "stats").iterdir())
         print(f"stats/ size: {size / 1024:.0f} KiB")
