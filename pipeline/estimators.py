@@ -236,8 +236,12 @@ def drift_check(by_year: dict[int, dict[int, int]], direction: str, target_fpr: 
                 older, by_year[newest], alpha).items()}, "per_year": per_year}
 
 
-def word_bound(post_count: int, n_post: int, pre_count_high: int, n_pre: int, a: float) -> float:
-    """One word's excess bound ``(p - q) / (1 - q)`` at one-sided level 1 - a for each of p (lower) and q (upper)."""
-    p_lo = cp_lower(post_count, n_post, a)
-    q_hi = cp_upper(pre_count_high, n_pre, a)
-    return _excess(p_lo, q_hi)
+def word_bounds(post_counts, n_post: int, pre_counts_high, n_pre: int, a: float) -> np.ndarray:
+    """Each word's excess bound ``(p - q) / (1 - q)``, with p at its one-sided 1 - a Clopper-Pearson lower bound and
+    q at its upper bound (vectorised over words)."""
+    k = np.asarray(post_counts, dtype=np.float64)
+    j = np.minimum(np.asarray(pre_counts_high, dtype=np.float64), n_pre)
+    p_lo = np.where(k > 0, _beta.ppf(a, np.maximum(k, 1), n_post - k + 1), 0.0)
+    q_hi = np.where(j < n_pre, _beta.ppf(1 - a, j + 1, np.maximum(n_pre - j, 1)), 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(q_hi < 1, (p_lo - q_hi) / (1 - q_hi), 0.0)

@@ -61,7 +61,7 @@ PRE, POST, POST_OLD, UNKNOWN = "pre_cutoff", "post_cutoff", "post_cutoff_old_con
 ERAS = (PRE, POST, POST_OLD, UNKNOWN)
 CANDIDATE_REASONS = frozenset({None, REASON_MACHINE_GENERATED, REASON_UNCERTAIN})
 
-WORD_CHARS = 2000  # characters of each document tokenised for words (~300 words, an abstract; bounded cost and length bias)
+WORD_CHARS = 2000  # characters tokenised per document (~300 words, an abstract): bounded cost and length bias
 WORD_CAPACITY = 20_000  # words kept per (era, language) summary
 # Languages whose word frequencies are kept: the largest Common Crawl languages written with spaces between words
 # (CJK and Thai would need a segmenter); "und" is a run without language ID.

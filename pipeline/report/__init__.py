@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-group", type=int, default=MIN_GROUP,
                    help=f"fewest documents for an estimate in a group (default {MIN_GROUP})")
     p.add_argument("--top-hosts", type=int, default=TOP_HOSTS, help=f"hosts in the share table (default {TOP_HOSTS})")
+    p.add_argument("--note", default=None, metavar="TEXT",
+                   help="a sentence shown at the top of the report (what this run is, e.g. a constructed test crawl)")
     p.add_argument("--allow-incomplete", action="store_true",
                    help="report on a run without a valid manifest (unfinished, crashed, or finished elsewhere)")
     return p
@@ -86,13 +88,16 @@ def write_report(folder: str, html_text: str, md_text: str, data: dict) -> list[
 
 
 def report(runs: list[str], output: str | None = None, baseline: str | None = None, tprs: dict | None = None,
-           min_group: int = MIN_GROUP, top_hosts: int = TOP_HOSTS, allow_incomplete: bool = False) -> list[str]:
+           min_group: int = MIN_GROUP, top_hosts: int = TOP_HOSTS, allow_incomplete: bool = False,
+           note: str | None = None) -> list[str]:
     """Write the report of one run (or a comparison of several); returns the paths written."""
     if len(runs) > 1 and not output:
         raise ValueError("several runs need --output DIR (where the side-by-side report goes)")
     loaded: list[RunData] = [load_run(r, allow_incomplete) for r in runs]
     base = load_run(baseline, allow_incomplete) if baseline else None
     analyses = [analyse(r, base, tprs, min_group, top_hosts) for r in loaded]
+    for a in analyses:
+        a["about"] = note
     doc = Doc()
     if len(loaded) == 1:
         render_run(doc, analyses[0], loaded[0], base or loaded[0])
@@ -100,6 +105,7 @@ def report(runs: list[str], output: str | None = None, baseline: str | None = No
         data = analyses[0]
     else:
         comparison = compare(analyses)
+        comparison["about"] = note
         render_compare(doc, comparison)
         title = f"lowbackground: {len(loaded)} runs side by side"
         data = {"comparison": comparison, "runs": analyses}
@@ -128,7 +134,7 @@ def main(argv: list[str]) -> int:
         tprs[name] = (value, ci)
     try:
         paths = report(args.runs, args.output, args.baseline, tprs, args.min_group, args.top_hosts,
-                       args.allow_incomplete)
+                       args.allow_incomplete, args.note)
     except IncompleteRun as exc:
         print(f"lowbg report: {exc}", file=sys.stderr)
         return 2

@@ -295,6 +295,9 @@ def cluster_sizes(sizes: dict) -> bytes:
             ax.set_yscale("log")
             if max(sizes["size"]) > 30:
                 ax.set_xscale("log")
+            else:
+                ax.set_xticks(range(1, max(sizes["size"]) + 1))
+                ax.set_xlim(0.4, max(sizes["size"]) + 0.6)
         else:
             ax.text(0.5, 0.5, "no dedup cluster sizes (dedup off)", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel("copies in the cluster (the kept one included)")

@@ -186,6 +186,8 @@ def render_run(doc: Doc, a: dict, run: RunData, reference: RunData) -> None:
     doc.raw_html('<nav><a href="#summary">Summary</a><a href="#funnel">Funnel</a><a href="#provenance">'
                  'Provenance</a><a href="#quality">Quality</a><a href="#detectors">Detectors</a><a href="#share">'
                  'Machine-written share</a><a href="#vocabulary">Vocabulary</a><a href="#drift">Drift</a></nav>')
+    if a.get("about"):
+        doc.p(f"About this run: {a['about']}", "headline")
     for note in a["notes"]:
         doc.p(f"Note: {note}", "note")
     doc.p(f"Human reference: {a['reference']['note']}.", "note" if a["reference"]["kind"] == "baseline" else "small")
@@ -430,10 +432,13 @@ def _vocabulary(doc: Doc, a: dict) -> None:
                                             f"({lang['language']})"),
                    f"excess vocabulary {lang['language']}", "Each point a word; red: style words, grey: topical "
                    "(numbers, names, event words). Above the dotted line: more frequent after the cutoff.")
-        doc.table(["style word", "pre-cutoff docs", "post-cutoff docs", "excess (pp)", "ratio", "marker"],
+        doc.p("Style words by the strength of their rise: ranked by each word's own 95% lower bound on "
+              "(p − q)/(1 − q), so a rise seen in a handful of documents does not outrank a steady one.", "small")
+        doc.table(["style word", "pre-cutoff docs", "post-cutoff docs", "excess (pp)", "ratio", "own 95% bound",
+                   "marker"],
                   [[r["word"], f"{pct(r['pre_df'])} ({r['pre_docs']:,})", f"{pct(r['post_df'])} ({r['post_docs']:,})",
-                    f"{100 * r['excess']:.2f}", num(r["ratio"]), "yes" if r["marker"] else ""]
-                   for r in lang["style"]], {1, 2, 3, 4})
+                    f"{100 * r['excess']:.2f}", num(r["ratio"]), pct(max(0.0, r["lower_bound"])),
+                    "yes" if r["marker"] else ""] for r in lang["style"]], {1, 2, 3, 4, 5})
         doc.table(["topical word", "why", "pre-cutoff docs", "post-cutoff docs", "excess (pp)"],
                   [[r["word"], r["why"], f"{pct(r['pre_df'])}", f"{pct(r['post_df'])}", f"{100 * r['excess']:.2f}"]
                    for r in lang["topical"]], {2, 3, 4})
@@ -474,6 +479,8 @@ def render_compare(doc: Doc, comparison: dict) -> None:
     doc.h(1, f"lowbackground: {len(runs)} runs side by side")
     doc.p("Made from each run's manifest and stats/ only; no shard was read. Each run's full report (provenance, "
           "detectors, vocabulary, drift): lowbg report RUN.", "small")
+    if comparison.get("about"):
+        doc.p(f"About these runs: {comparison['about']}", "headline")
     for r in runs:
         for note in r["notes"]:
             doc.p(f"{r['label']}: {note}", "note")
