@@ -401,7 +401,7 @@ def _shares(doc: Doc, a: dict) -> None:
         rows = [("all post-cutoff", s["overall"])]
         rows += [(f"crawl {label(r['crawl'], '(no crawl id)')}", r) for r in s["by_crawl"]]
         rows += [(f"language {label(r['language'], '(no language)')}", r) for r in s["by_language"]]
-        rows += [(f"host {label(r['host'], '(no host)')}", r) for r in s["by_host"]]
+        rows += [(f"host {label(r['host'] or None, '(no host)')}", r) for r in s["by_host"]]
         doc.figure(figures.shares(rows, f"{name}: machine-written share of post-cutoff documents"),
                    f"{name} machine-written share", "Per group: (a) interval, (b) lower bound, (c) interval when a "
                    "TPR was given. Groups too small for an estimate are left out of the figure and marked in the "
