@@ -33,9 +33,11 @@ def _plain(text) -> str:
     return s.replace("\n", " ").replace("\r", " ").replace("$", r"\$")
 
 
-def _label(text) -> str:
+def _label(text, keep_end: bool = False) -> str:
     s = "(none)" if text is None else str(text).replace("\n", " ").replace("\r", " ")
-    return _plain(s if len(s) <= MAX_LABEL else s[:MAX_LABEL - 1] + "…")
+    if len(s) > MAX_LABEL:
+        s = "…" + s[1 - MAX_LABEL:] if keep_end else s[:MAX_LABEL - 1] + "…"
+    return _plain(s)
 
 
 def _png(fig, tight: bool = True) -> bytes:
@@ -192,6 +194,7 @@ def shares(rows: list[tuple[str, dict]], title: str) -> bytes:
         if any(e.get("c_tpr") for _, e in usable):
             ax.plot([], [], color="#d62728", linewidth=2.5, marker="s", label="(c) TPR-corrected, 95% CI")
         ax.set_yticks(y, [_label(label) for label, _ in usable])
+        ax.set_ylim(-0.6, len(usable) - 0.4)
         ax.set_xlim(-0.02, 1.02)
         ax.set_xlabel("machine-written share of post-cutoff documents")
         ax.set_title(_plain(title))
@@ -331,7 +334,7 @@ def compare_funnel(runs: list[dict], reasons: list[str]) -> bytes:
                                for r in runs])
             ax.barh(y, values, left=left, color=color, label=kind)
             left += values
-        ax.set_yticks(y, [_label(r["label"]) for r in runs])
+        ax.set_yticks(y, [_label(r["label"], keep_end=True) for r in runs])
         ax.set_xlabel("share of records in")
         ax.set_title("Funnel per run")
         ax.legend(fontsize=7, loc="lower right")
@@ -339,5 +342,6 @@ def compare_funnel(runs: list[dict], reasons: list[str]) -> bytes:
 
 
 def compare_estimates(runs: list[dict]) -> bytes:
-    rows = [(r["label"], r["estimates"]) for r in runs if r.get("estimates") and "a_excess" in r["estimates"]]
+    rows = [("…" + r["label"][1 - MAX_LABEL:] if len(r["label"]) > MAX_LABEL else r["label"], r["estimates"])
+            for r in runs if r.get("estimates") and "a_excess" in r["estimates"]]
     return shares(rows, "Machine-written share of post-cutoff documents, per run")

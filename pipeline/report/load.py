@@ -29,7 +29,7 @@ class RunData:
 
     @property
     def label(self) -> str:
-        return self.path.rstrip("/").rsplit("/", 1)[-1] or self.path
+        return self.path.rstrip("/") or self.path
 
 
 def _read(path: str) -> bytes | None:

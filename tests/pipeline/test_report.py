@@ -281,7 +281,7 @@ def test_post_cutoff_crawl_with_a_baseline_and_side_by_side(planted_run, tmp_pat
     both = tmp_path / "both"
     report([str(out), str(post)], output=str(both))
     comparison = json.loads((both / "report.json").read_text())["comparison"]
-    assert [r["label"] for r in comparison["runs"]] == ["run", "post"]
+    assert [r["label"] for r in comparison["runs"]] == [str(out), str(post)]
     assert comparison["runs"][0]["estimates"]["a_excess"] and comparison["runs"][1]["estimates"]["unavailable"]
     with pytest.raises(SystemExit):  # several runs need --output
         lowbg(["report", str(out), str(post)])
