@@ -378,6 +378,8 @@ def drift(run: RunData, ref: Reference, name: str, min_group: int) -> dict:
     if det_ref is None:
         return {"detector": name, "unavailable": why}
     direction = det_ref.get("direction") or entry.get("direction")
+    if direction is None:
+        return {"detector": name, "unavailable": "the detector's direction is not recorded (no thresholds entry)"}
     target = entry.get("target_fpr") or ((run.manifest or {}).get("options") or {}).get("target_fpr") or 0.01
     by_year = {g["year"]: hist(g) for g in _groups(det_ref, "era+year") if g["era"] == PRE and g["year"] is not None}
     out = {"detector": name, **drift_check(by_year, direction, target, min_group)}
