@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+import uuid
 from pathlib import Path
 
 from warcio.statusandheaders import StatusAndHeaders
@@ -47,18 +48,28 @@ def pages() -> list[tuple[str, str, str]]:
     return out
 
 
+def _record_id(key: str) -> str:
+    """Deterministic record ids, so the same file is written every time."""
+    return f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, key)}>"
+
+
 def write(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "constructed-demo-crawl.warc.gz"
     with open(path, "wb") as fh:
         writer = WARCWriter(fh, gzip=True)
-        writer.write_record(writer.create_warcinfo_record(path.name, {
-            "description": "CONSTRUCTED demo crawl (scripts/build_demo_crawl.py): real human and GPT-3.5/GPT-4 texts "
-                           "from fast-detect-gpt (MIT) with chosen capture dates; not a Common Crawl capture"}))
+        info = (b"software: scripts/build_demo_crawl.py\r\ndescription: CONSTRUCTED demo crawl: real human and "
+                b"GPT-3.5/GPT-4 texts from fast-detect-gpt (MIT) with chosen capture dates; not a Common Crawl "
+                b"capture\r\n")
+        writer.write_record(writer.create_warc_record(
+            "", "warcinfo", payload=io.BytesIO(info), warc_content_type="application/warc-fields",
+            warc_headers_dict={"WARC-Date": "2024-06-01T00:00:00Z", "WARC-Filename": path.name,
+                               "WARC-Record-ID": _record_id("warcinfo")}))
         for url, text, date in pages():
             http = StatusAndHeaders("200 OK", [("Content-Type", "text/plain; charset=utf-8")], protocol="HTTP/1.1")
             writer.write_record(writer.create_warc_record(url, "response", payload=io.BytesIO(text.encode("utf-8")),
-                                                          http_headers=http, warc_headers_dict={"WARC-Date": date}))
+                                                          http_headers=http, warc_headers_dict={
+                                                              "WARC-Date": date, "WARC-Record-ID": _record_id(url)}))
     return path
 
 
