@@ -3,8 +3,9 @@
 Reads the curated and rejected shards of a `lowbg curate` run, recomputes the thresholds from the stored scores
 of its pre-cutoff documents (or takes them from ``--thresholds``), clears earlier ``machine_generated`` and
 ``uncertain`` decisions, applies :class:`pipeline.machine_policy.MachinePolicy` again and writes new curated and
-rejected shards (one output shard per input shard, same names) and a manifest that balances: every row read is
-written exactly once. Other reject reasons (language, dedup, ...) are kept as they were.
+rejected shards (one output shard per input shard, same names), ``stats/`` recomputed from the rows it wrote
+(pipeline/stats.py) and a manifest that balances: every row read is written exactly once. Other reject reasons
+(language, dedup, ...) are kept as they were.
 """
 
 from __future__ import annotations
