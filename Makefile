@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) bench/dedup.py
 	$(PY) bench/detectors.py
 	$(PY) bench/pipeline_scoring.py
+	$(PY) bench/stats.py
 	$(PY) bench/collapse.py
 
 clean:

@@ -178,6 +178,8 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "index": ("pipeline.dedup.reference:index_main", (), "build a reference band-key index of a pre-cutoff corpus"),
     "manifest": ("pipeline.curate:manifest_main", (),
                  "write (or check) the manifest of a run that finished elsewhere"),
+    "report": ("pipeline.report:main", (),
+               "what a run did and how much of it is machine-written (HTML, Markdown, JSON)"),
     "detect": ("detectors.cli:main", ("detectors.inputs:InputError",), "score, evaluate, calibrate AI-text detectors"),
     "collapse": ("collapse.cli:main", ("collapse.data:CorpusError",),
                  "generational retraining experiments on curated shards"),

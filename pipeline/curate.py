@@ -1,7 +1,8 @@
 """`lowbg curate`: build and run the curation pipeline, then write and check the manifest.
 
 Graph: ReadWarc -> ExtractText -> per-document steps (content policy, language, quality) -> Dedup
-(exact, reference, near) -> ScoreCascade (detectors) -> CalibrateAndDecide -> Parquet sinks. Every branch that
+(exact, reference, near) -> ScoreCascade (detectors) -> CalibrateAndDecide -> Parquet sinks, and RunStats (the
+``stats/`` aggregates, pipeline/stats.py) over the same documents and errors. Every branch that
 can fail has an errors output; all of them meet in the errors shards. The manifest is written last, by the
 launcher, after the job has finished (the run-completion contract, :mod:`schemas.run`).
 
@@ -45,6 +46,7 @@ from pipeline.policy import ContentPolicy
 from pipeline.quality import QualityStep
 from pipeline.scoring import THRESHOLDS_FILE, CalibrateAndDecide, ScoreCascade, detector_infos, release_detectors
 from pipeline.sinks import WriteShards, check_writable, join, prepare_output, write_atomically
+from pipeline.stats import RunStats
 from pipeline.steps import ERRORS_TAG, NAMESPACE, ApplySteps
 from schemas.run import IncompleteRun, temporary_files
 
@@ -108,10 +110,13 @@ def build(pipeline: beam.Pipeline, args: CurateArgs, processed_at: dt.datetime, 
         ERRORS_TAG, main="documents")
     documents = stepped.documents | "Dedup" >> dedup
     error_branches = [read["errors"], extracted["errors"], stepped[ERRORS_TAG]]
+    thresholds = None
     if args.detectors:
         scored = documents | "ScoreCascade" >> ScoreCascade(args)
         error_branches.append(scored["errors"])
-        documents = scored["documents"] | "CalibrateAndDecide" >> CalibrateAndDecide(args, detectors, args.output)
+        decide = CalibrateAndDecide(args, detectors, args.output)
+        documents = scored["documents"] | "CalibrateAndDecide" >> decide
+        thresholds = decide.thresholds
 
     curated, rejected = documents | "SplitDecision" >> beam.Partition(lambda doc, _: int(doc.rejected), 2)
     errors = (error_branches
@@ -122,6 +127,8 @@ def build(pipeline: beam.Pipeline, args: CurateArgs, processed_at: dt.datetime, 
     _ = curated | "WriteCurated" >> WriteShards(output, "curated", num_buckets, args.shard_size)
     _ = rejected | "WriteRejected" >> WriteShards(output, "rejected", num_buckets, args.shard_size)
     _ = errors | "WriteErrors" >> WriteShards(output, "errors", num_buckets, args.shard_size)
+    _ = ({"documents": documents, "errors": errors}
+         | "RunStats" >> RunStats(output, {"processed_at": processed_at.isoformat()}, thresholds))
     _ = (read["inputs"]
          | "CollectInputs" >> beam.combiners.ToList()
          | "WriteInputs" >> beam.Map(_write_inputs, output))

@@ -4,7 +4,8 @@ Reads the curated and rejected shards of a `lowbg curate` run, recomputes the th
 of its pre-cutoff documents (or takes them from ``--thresholds``), clears earlier ``machine_generated`` and
 ``uncertain`` decisions, applies :class:`pipeline.machine_policy.MachinePolicy` again and writes new curated and
 rejected shards (one output shard per input shard, same names) and a manifest that balances: every row read is
-written exactly once. Other reject reasons (language, dedup, ...) are kept as they were.
+written exactly once, and ``stats/`` recomputed from the rows it wrote
+(pipeline/stats.py). Other reject reasons (language, dedup, ...) are kept as they were.
 
 The input must be a finished run (:mod:`schemas.run`): its manifest is valid and names exactly the shards in the
 folder; ``--allow-incomplete`` reads a folder without one (the shards present, the detectors and options of its
@@ -34,6 +35,7 @@ from pipeline.machine_policy import DetectorInfo, MachinePolicy, calibration_key
 from pipeline.manifest import check_balance, read_run_manifest, run_shards, write_manifest
 from pipeline.options import add_flag
 from pipeline.sinks import check_writable, join, prepare_output, write_atomically
+from pipeline.stats import RunStatsAccumulator, flags_for, write_stats
 from schemas.run import THRESHOLDS_FILE
 
 REDECIDED = frozenset({REASON_MACHINE_GENERATED, REASON_UNCERTAIN})
@@ -173,6 +175,7 @@ def decide(run_dir: str | Path, output: str | Path, target_fpr: float | None = N
     policy = MachinePolicy([i.name for i in infos], on_uncertain)
     out_rows: dict[str, dict[str, list[dict]]] = {"curated": {}, "rejected": {}}
     records_in, reasons = 0, Counter()
+    stats = RunStatsAccumulator()  # stats/ of the new split, from the same rows (pipeline/stats.py)
     for kind in KINDS:
         for path, rows in _rows(shards[kind], kind):
             name = FileSystems.split(path)[1]
@@ -182,6 +185,7 @@ def decide(run_dir: str | Path, output: str | Path, target_fpr: float | None = N
                 if doc.reason in REDECIDED:
                     doc.reason = doc.detail = None
                 doc = policy.decide(doc, thresholds)
+                stats.add_document(doc, flags_for(doc, thresholds))
                 target = "rejected" if doc.rejected else "curated"
                 if doc.rejected:
                     reasons[doc.reason] += 1
@@ -206,6 +210,7 @@ def decide(run_dir: str | Path, output: str | Path, target_fpr: float | None = N
         "shards": {kind: sorted(f"{kind}/{n}" for n in by_name) for kind, by_name in out_rows.items()},
     }
     check_balance(manifest)
+    write_stats(str(output), *stats.to_json({"decided_from": str(run_dir)}, thresholds, "lowbg decide"))
     write_manifest(output, manifest)
     return manifest
 

@@ -250,6 +250,7 @@ class CalibrateAndDecide(beam.PTransform):
                       | "AllSamples" >> beam.combiners.ToList()
                       | "Thresholds" >> beam.Map(_thresholds, infos, args))
         _ = thresholds | "WriteThresholds" >> beam.Map(_write_thresholds, self.output)
+        self.thresholds = thresholds  # one dict; the run statistics flag scores with the same rule
         policy = MachinePolicy([i.name for i in infos], args.on_uncertain)
         return documents | "MachinePolicy" >> beam.Map(_decide, policy, beam.pvalue.AsSingleton(thresholds))
 

@@ -121,7 +121,9 @@ def run_files_in(output: str) -> list[str]:
     """Every file of a run (finished or not) in ``output``: manifest first, then records, shards, temporaries."""
     found = [p for p in (join(output, n) for n in (MANIFEST_FILE, INPUTS_FILE, THRESHOLDS_FILE))
              if FileSystems.exists(p)]
-    patterns = [join(output, f"{TMP_PREFIX}*")] + [join(output, f"{kind}/*") for kind in schemas.KINDS]
+    # stats/ and report/ describe the run they sit in: a replaced run takes them along
+    patterns = [join(output, f"{TMP_PREFIX}*")] + [join(output, f"{folder}/*")
+                                                   for folder in (*schemas.KINDS, "stats", "report")]
     for result in FileSystems.match(patterns):
         found += sorted(m.path for m in result.metadata_list)
     return found
