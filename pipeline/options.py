@@ -10,6 +10,8 @@ import argparse
 import datetime as dt
 from dataclasses import dataclass
 
+from pipeline import quality
+
 DEFAULT_CUTOFF = "2022-11-30T00:00:00Z"  # ChatGPT's public release
 
 
@@ -57,6 +59,23 @@ def _csv(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+QUALITY_PRESETS = list(quality.PRESETS)
+QUALITY_SIGNAL_GROUPS = list(quality.GROUPS)
+
+
+def _signal_groups(value: str) -> list[str]:
+    groups = _csv(value)
+    if groups == ["none"]:
+        return []
+    if groups == ["all"]:
+        return list(QUALITY_SIGNAL_GROUPS)
+    unknown = [g for g in groups if g not in QUALITY_SIGNAL_GROUPS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown signal group(s) {', '.join(unknown)}; expected some of "
+                                         f"{', '.join(QUALITY_SIGNAL_GROUPS)}, or all, or none")
+    return groups
+
+
 def build_curate_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lowbg curate",
@@ -98,8 +117,13 @@ def build_curate_parser() -> argparse.ArgumentParser:
     lang.add_argument("--language-model", default=None, metavar="PATH",
                       help="fastText language-ID model (default: the bundled lid.176.ftz)")
     lang.add_argument("--min-words", type=int, default=None, help="reject documents with fewer words")
-    lang.add_argument("--quality-preset", choices=["none", "gopher"], default="none",
-                      help="a named set of quality rules (gopher: Rae et al. 2021)")
+    lang.add_argument("--quality-preset", choices=QUALITY_PRESETS, default="none",
+                      help="a named set of published quality rules: gopher-quality, gopher-repetition, gopher "
+                      "(both; Rae et al. 2021), c4 (Raffel et al. 2020; keeps C4's lines), fineweb (Penedo et al. "
+                      "2024: Gopher + C4 + FineWeb's filters; keeps C4's lines)")
+    lang.add_argument("--quality-signals", type=_signal_groups, default=[], metavar="GROUP[,GROUP]",
+                      help="quality signal groups to compute and store besides the preset's, for a later lowbg "
+                      f"decide: {', '.join(QUALITY_SIGNAL_GROUPS)}, all or none (default: none)")
 
     dedup = p.add_argument_group("dedup")
     dedup.add_argument("--dedup", choices=["none", "exact", "near"], default="near",

@@ -20,7 +20,7 @@ from pathlib import Path
 MANIFEST_FILE = "manifest.json"
 SHARD_KINDS = ("curated", "rejected", "errors")
 # Manifest schema versions this reader understands (the shard schema version the run was written with).
-KNOWN_SCHEMA_VERSIONS = frozenset({"1.0"})
+KNOWN_SCHEMA_VERSIONS = frozenset({"1.0", "1.1"})
 
 
 class IncompleteRun(ValueError):
