@@ -37,8 +37,8 @@ from dataclasses import dataclass
 
 from pipeline.document import Document
 from pipeline.quality.rules import PRESETS, QUALITY_REASONS, REASON_MIN_WORDS, MissingSignal, Preset, Rule, decide
-from pipeline.quality.signals import GROUP_FIELDS, GROUPS, SIGNAL_FIELDS, compute
 from pipeline.quality.signals import GOPHER_QUALITY as GOPHER_QUALITY_SIGNALS
+from pipeline.quality.signals import GROUP_FIELDS, GROUPS, SIGNAL_FIELDS, compute
 
 __all__ = ["GROUPS", "PRESETS", "QUALITY_REASONS", "REASON_MIN_WORDS", "SIGNAL_FIELDS", "MissingSignal", "Preset",
            "QualityStep", "QualitySettings", "Rule", "decide", "quality_signals"]

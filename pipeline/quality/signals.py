@@ -216,9 +216,10 @@ _TERMINALS = (
     "\U00011a9b\U00011a9c\U00011c41\U00011c42\U00016a6e\U00016a6f\U00016af5\U00016b37\U00016b38\U00016b44"
     "\U0001bc9f\U0001da88"
 )
+# spaCy keeps these with their period: no sentence ends there
 _ABBREVIATIONS = ("Mr", "Mrs", "Ms", "Dr", "Prof", "St", "Mt", "Jr", "Sr", "Inc", "Ltd", "Co", "Corp", "Bros", "vs",
-                  "Gov", "Gen", "Sen", "Rep", "Rev", "Capt", "Col", "Lt", "Sgt", "Jan", "Feb", "Mar", "Apr", "Jun", "Jul",
-                  "Aug", "Sep", "Sept", "Oct", "Nov", "Dec")  # spaCy keeps these with their period: no sentence end
+                  "Gov", "Gen", "Sen", "Rep", "Rev", "Capt", "Col", "Lt", "Sgt", "Jan", "Feb", "Mar", "Apr", "Jun",
+                  "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec")
 # A sentence boundary: a terminal token (a '.' that is not part of '...', a number, a dotted abbreviation, an
 # initial or a common abbreviation) followed, on the same line and past punctuation only, by a word. Each branch
 # starts with the character it consumes, so the regex engine skips every other position at C speed.

@@ -72,7 +72,7 @@ SYMBOL_PATTERN = r"\.{2,}|-{2,}|\S"
 # three kinds counted from one pass.
 TOKEN_PARTS = re.compile(f"({LETTER_WORD_PATTERN})|({DIGIT_WORD_PATTERN})|({SYMBOL_PATTERN})")
 TOKEN = re.compile(f"{LETTER_WORD_PATTERN}|{DIGIT_WORD_PATTERN}|{SYMBOL_PATTERN}")
-HAS_LETTER = re.compile(f"[^\\W\\d_]").search
+HAS_LETTER = re.compile("[^\\W\\d_]").search
 
 
 def tokens(text: str) -> list[str]:
