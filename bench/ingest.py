@@ -92,7 +92,7 @@ def plain_loop(paths: list[Path]) -> int:
                     continue
                 payload = record.content_stream().read()
                 mime, charset = media_type(_as_record(record))
-                text, _ = decode(payload, charset, True)
+                text = decode(payload, charset, True)[0]
                 if html_to_text(text):
                     documents += 1
     return documents

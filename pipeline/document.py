@@ -57,6 +57,7 @@ class Document:
     http_last_modified: dt.datetime | None = None
     content_type: str | None = None
     charset: str | None = None
+    charset_source: str | None = None  # bom, declared, meta, detected or fallback (pipeline/extract.py)
     payload_digest: str | None = None
     payload_length: int | None = None
     truncated: bool = False

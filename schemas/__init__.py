@@ -57,6 +57,7 @@ _DOCUMENT_FIELDS = [
     pa.field("http_last_modified", _TS),
     pa.field("content_type", pa.string()),
     pa.field("charset", pa.string()),
+    pa.field("charset_source", pa.string()),
     pa.field("payload_digest", pa.string()),
     pa.field("payload_length", pa.int64()),
     pa.field("truncated", pa.bool_()),
