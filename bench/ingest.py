@@ -125,7 +125,7 @@ def stage_rates(texts: list[str]) -> dict[str, float]:
     from pipeline.langid import LanguageStep
     from pipeline.quality import QualityStep
 
-    language, quality = LanguageStep(), QualityStep()
+    language, quality = LanguageStep(), QualityStep(signals=("gopher-quality",))
     language.setup()
     docs = [Document(id=str(i), warc_file="bench", text=t) for i, t in enumerate(texts)]
     start = time.perf_counter()

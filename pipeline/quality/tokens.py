@@ -55,12 +55,15 @@ _W = f"[^\\W_{CJK}]"  # letter or digit (combining marks continue a word below),
 _LETTER = f"[^\\W\\d_{CJK}]"
 _JOIN = (f"(?:[&@_]|['’](?!(?:[tTsSmMdD]|ll|LL|re|RE|ve|VE)(?!{_W}))|(?<![a-z])\\.|\\.(?![A-Z])"
          f"|(?<=\\d)[,:/](?=\\d)|(?<={_LETTER})-(?=\\d))")
-_WORD_TAIL = f"(?:{_JOIN}{_W}+|[{_MARKS}]+{_W}*)*(?:(?<={_LETTER})(?<!\\w\\w)\\.(?![\\w.]))?"
+_URL_END = "(?=[.,;:!?'\")\\]}>]*(?:\\s|$))"  # a URL stops before trailing punctuation
+_WORD_TAIL = (f"(?:{_JOIN}{_W}+|[{_MARKS}]+{_W}*)*"
+              f"(?:(?<={_LETTER})(?<!\\w\\w)\\.(?![\\w.])"  # J. e.g. U.S.A.: a one-letter last segment keeps its period
+              f"|-(?!\\S)"  # a trailing hyphen (hyphen- ated) stays on the word
+              f"|://[^\\s]+?{_URL_END})?")  # scheme://... (also glued to a word: forhttp://...)
 # Words that hold a letter for sure (URLs, words starting with a letter, CJK characters, clitics) and words that
 # start with a digit (mostly numbers): separate groups, so the alphabetic-word count needs no per-word test.
 LETTER_WORD_PATTERN = (
-    "(?:https?://|www\\.)[^\\s]+?(?=[.,;:!?'\")\\]}>]*(?:\\s|$))"
-    # a word; a final period stays on when the last segment is one letter (J. e.g. U.S.A.)
+    f"www\\.[^\\s]+?{_URL_END}"
     f"|{_LETTER}{_W}*{_WORD_TAIL}"
     f"|[{CJK}]"
     f"|['’](?<={_W}['’])(?:[tTsSmMdD]|ll|LL|re|RE|ve|VE)(?!{_W})"
