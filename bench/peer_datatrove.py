@@ -188,8 +188,12 @@ def requirements() -> list[str]:
 
 
 def index_reachable(python: str) -> bool:
-    probe = subprocess.run([python, "-m", "pip", "download", "--no-deps", "--quiet", "-d", tempfile.mkdtemp(),
-                            f"datatrove=={PEER_VERSION}"], capture_output=True, timeout=120)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            probe = subprocess.run([python, "-m", "pip", "download", "--no-deps", "--quiet", "-d", scratch,
+                                    f"datatrove=={PEER_VERSION}"], capture_output=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            return False
     return probe.returncode == 0
 
 
