@@ -24,12 +24,13 @@ record labelled ``charset=utf-8`` as many servers do whatever the bytes are), on
    the same Beam job) vs stage 2 writing its output, then DataTrove's four MinHash stages (signatures, buckets,
    clusters, filter; its default 14 x 8 hashes, 5-gram shingles of normalised words).
 
-Each stage prints documents/s (records in / wall time, start-up included) for both sides, the ratio, peak RSS of
-the largest process of each run (``wait4``), kept documents, and for stages 2-3 how the kept sets differ and why
-(per document, by WARC-Record-ID: our reject reason against DataTrove's filter). The plain warcio + resiliparse
-loop of bench/ingest.py is measured in the same run as the floor. ``--quality-only`` runs only the rule
-comparison: DataTrove's Gopher, C4 and FineWeb filters and our presets on the same extracted texts (the WARC
-fixtures' pages, and a sample of the corpus), decision by decision.
+Each stage prints records/s (records in / wall time, start-up included) and CPU time per record (user + system,
+of the process and the children it waited for; steadier than wall time on a shared machine) for both sides,
+the ratios, peak RSS of the largest process of each run (``wait4``), kept documents, and for stages 2-3 how the
+kept sets differ and why (per document, by WARC-Record-ID: our reject reason against DataTrove's filter). The
+plain warcio + resiliparse loop of bench/ingest.py is measured in the same run as the floor. ``--quality-only``
+runs only the rule comparison: DataTrove's Gopher, C4 and FineWeb filters and our presets on the same extracted
+texts (the WARC fixtures' pages, and a sample of the corpus), decision by decision, with CPU time per text.
 """
 
 from __future__ import annotations
@@ -149,9 +150,9 @@ def peer_quality(texts_path: str, out_path: str) -> None:
     results, seconds = [], Counter()
 
     def timed_verdict(key: str, step, text: str) -> tuple[str | None, str]:
-        start = time.perf_counter()
+        start = time.process_time()
         out = verdict(step, text)
-        seconds[key] += time.perf_counter() - start
+        seconds[key] += time.process_time() - start
         return out
 
     with open(texts_path, encoding="utf-8") as fh:
@@ -218,8 +219,9 @@ def ensure_venv(skip_without_index: bool) -> Path | None:
 # ---------------------------------------------------------------------------------------------- our side
 
 
-def timed(argv: list[str], log: Path, cwd: Path = ROOT) -> tuple[float, int]:
-    """Run a command; (wall seconds, peak RSS in bytes of its largest process, from wait4)."""
+def timed(argv: list[str], log: Path, cwd: Path = ROOT) -> tuple[float, float, int]:
+    """Run a command; (wall seconds, CPU seconds, peak RSS in bytes of its largest process), from wait4: the
+    child and the descendants it waited for (DataTrove's extractor sandbox, Beam's worker threads)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     with open(log, "wb") as out:
         start = time.perf_counter()
@@ -230,7 +232,7 @@ def timed(argv: list[str], log: Path, cwd: Path = ROOT) -> tuple[float, int]:
     if proc.returncode:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{' '.join(argv[:4])} ... exited {proc.returncode}; log {log}:\n{tail}")
-    return wall, usage.ru_maxrss * 1024  # Linux reports KiB
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024  # Linux reports KiB
 
 
 OUR_STAGES = {
@@ -241,14 +243,14 @@ OUR_STAGES = {
 STAGE_NAMES = {1: "read + extract", 2: "+ language ID + Gopher", 3: "+ MinHash dedup"}
 
 
-def run_ours(stage: int, corpus: Path, out: Path) -> tuple[float, int]:
+def run_ours(stage: int, corpus: Path, out: Path) -> tuple[float, float, int]:
     argv = [sys.executable, "-m", "pipeline.cli", "curate", "--input", str(corpus / "*.warc.gz"), "--output",
             str(out), "--overwrite", "--detectors", "none", "--direct_running_mode=in_memory",
             "--direct_num_workers=1", *OUR_STAGES[stage]]
     return timed(argv, out.parent / f"ours-{stage}.log")
 
 
-def run_peer(python: Path, stage: int, corpus: Path, out: Path) -> tuple[float, int]:
+def run_peer(python: Path, stage: int, corpus: Path, out: Path) -> tuple[float, float, int]:
     argv = [str(python), str(Path(__file__).resolve()), "--peer-side", "pipeline", "--stage", str(stage),
             "--corpus", str(corpus), "--out", str(out), "--model", str(LID_MODEL)]
     return timed(argv, out.parent / f"peer-{stage}.log", cwd=out.parent)
@@ -285,7 +287,7 @@ def peer_outcomes(out: Path, final: str) -> dict[str, str]:
 
 def compare(ours: dict[str, str], theirs: dict[str, str], record_ids: set[str], top: int = 8) -> None:
     both = sum(1 for i in record_ids if ours.get(i) == "kept" and theirs.get(i) == "kept")
-    only_ours = Counter(theirs.get(i, "before the filters (reader: not HTML / undecodable; extractor: empty)")
+    only_ours = Counter(theirs.get(i, "its reader or extractor (MIME sniffed by libmagic, undecodable, empty text)")
                         for i in record_ids if ours.get(i) == "kept" and theirs.get(i) != "kept")
     only_theirs = Counter(ours.get(i, "(missing)") for i in record_ids
                           if theirs.get(i) == "kept" and ours.get(i) != "kept")
@@ -330,21 +332,24 @@ def benchmark(python: Path, args) -> None:
         ids = record_ids(paths)
         print(f"corpus: {args.records} HTML records in {args.files} files "
               f"({sum(p.stat().st_size for p in paths) / 1e6:.1f} MB gzip); load average before: {load()}")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         n_plain = plain_loop(paths)
-        floor = args.records / (time.perf_counter() - start)
-        print(f"plain warcio + resiliparse loop (the floor): {floor:.0f} records/s ({n_plain} documents)")
+        floor, floor_cpu = args.records / (time.perf_counter() - start), time.process_time() - cpu
+        print(f"plain warcio + resiliparse loop (the floor): {floor:.0f} records/s, "
+              f"{floor_cpu / args.records * 1e3:.2f} CPU-ms/record ({n_plain} documents)")
         for stage in (1, 2, 3):
             ours_out, peer_out = work / f"ours-{stage}", work / f"peer-{stage}"
-            ours_s, ours_rss = run_ours(stage, corpus, ours_out)
-            peer_s, peer_rss = run_peer(python, stage, corpus, peer_out)
+            ours_s, ours_cpu, ours_rss = run_ours(stage, corpus, ours_out)
+            peer_s, peer_cpu, peer_rss = run_peer(python, stage, corpus, peer_out)
             ours_rate, peer_rate = args.records / ours_s, args.records / peer_s
             ours_kept = our_outcomes(ours_out)
             theirs = peer_outcomes(peer_out, "deduped" if stage == 3 else "kept")
-            print(f"[{stage}] {STAGE_NAMES[stage]}: ours {ours_rate:.0f} records/s ({ours_rate / floor:.2f}x the "
-                  f"floor), DataTrove {peer_rate:.0f} records/s ({peer_rate / floor:.2f}x) -> ours/DataTrove "
-                  f"{ours_rate / peer_rate:.2f}x; peak RSS ours {mb(ours_rss)}, DataTrove {mb(peer_rss)}; kept "
-                  f"ours {sum(v == 'kept' for v in ours_kept.values())}, DataTrove "
+            print(f"[{stage}] {STAGE_NAMES[stage]}: wall: ours {ours_rate:.0f} records/s ({ours_rate / floor:.2f}x "
+                  f"the floor), DataTrove {peer_rate:.0f} records/s ({peer_rate / floor:.2f}x) -> ours/DataTrove "
+                  f"{ours_rate / peer_rate:.2f}x; CPU: ours {ours_cpu / args.records * 1e3:.2f} ms/record, "
+                  f"DataTrove {peer_cpu / args.records * 1e3:.2f} -> {peer_cpu / ours_cpu:.2f}x less here; peak "
+                  f"RSS ours {mb(ours_rss)}, DataTrove {mb(peer_rss)}; kept ours "
+                  f"{sum(v == 'kept' for v in ours_kept.values())}, DataTrove "
                   f"{sum(v == 'kept' for v in theirs.values())} (load {load()})", flush=True)
             compare(ours_kept, theirs, ids)
         if args.quality_sample:
@@ -405,13 +410,13 @@ def quality_agreement(python: Path, work: Path, corpus_paths: list[Path] | None 
               f"{sum(len(t['text']) for t in texts) / len(texts):,.0f} characters on average")
         for preset in presets:  # time: the preset's signals and decision, per text, against DataTrove's filters
             groups = PRESETS[preset].groups
-            start = time.perf_counter()
+            start = time.process_time()
             for item in texts:
                 decide(quality_signals(item["text"], groups), preset)
-            mine_ms = (time.perf_counter() - start) / len(texts) * 1e3
+            mine_ms = (time.process_time() - start) / len(texts) * 1e3
             peer_ms = peer["seconds"][preset] / len(texts) * 1e3
-            print(f"    {preset:18s} {mine_ms:6.2f} ms/text here, DataTrove {peer_ms:6.2f} ms/text: "
-                  f"{peer_ms / mine_ms:.1f}x faster here")
+            print(f"    {preset:18s} {mine_ms:6.2f} CPU-ms/text here, DataTrove {peer_ms:6.2f}: "
+                  f"{peer_ms / mine_ms:.1f}x less here")
         for preset in presets:
             for subset, keep in (("all", lambda t: True), ("no CJK", lambda t: not cjk.search(t))):
                 chosen = [item for item in texts if keep(item["text"])]

@@ -12,9 +12,10 @@ paragraphs (split on two or more newlines) and lines (split on newlines) by coun
 character fraction of the most frequent 2-, 3- and 4-gram of tokens, and the character fraction of duplicated
 5- to 10-grams. Characters are counted over the whole text, as DataTrove does: a top n-gram's characters are
 its tokens joined by spaces times its count; a duplicated n-gram's are its tokens' characters, each stretch
-counted once (an occurrence of an n-gram seen before counts and the scan jumps past it). The n-grams are
-hashed token-id tuples; sets and ``Counter`` do the counting, and only the positions of repeated n-grams
-(usually none) are walked in Python.
+counted once (an occurrence of an n-gram seen before counts and the scan jumps past it). Each n-gram is a 64-bit
+hash of its token ids, extended from the (n-1)-gram's in one numpy operation; ``np.unique`` counts them, and only
+the positions of repeated 5- to 10-grams (usually none) are walked in Python. A text without a repeated 5-gram
+has no repeated longer n-gram: the longer ones are not computed.
 
 ``c4`` (Raffel et al. 2020 as DataTrove's ``C4QualityFilter`` implements it): line by line, C4 drops lines with
 a word over 1,000 characters, lines with fewer than 3 words, lines mentioning javascript and lines with a
@@ -63,6 +64,7 @@ GROUP_FIELDS: dict[str, tuple[str, ...]] = {
     FINEWEB: ("line_punct_fraction", "short_line_fraction", "fineweb_dup_line_char_fraction", "newline_word_ratio"),
 }
 SIGNAL_FIELDS = tuple(f for group in GROUPS for f in GROUP_FIELDS[group])
+
 
 class Tokens:
     """One tokenizer pass over a text, shared by the groups that need it."""

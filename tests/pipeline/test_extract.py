@@ -95,18 +95,18 @@ def test_utf8_bytes_under_a_single_byte_label_are_utf8():
 
 
 @pytest.mark.parametrize("payload,declared,expected", [
-    ("Grüße aus Köln".encode("utf-8")[:-1], "utf-8", ("Grüße aus Köl", "utf-8", "declared")),  # truncated
-    ("Grüße".encode("utf-8")[:-1] + b"\xc3", "utf-8", ("Grüß", "utf-8", "declared")),  # cut inside a character
-    (codecs.BOM_UTF8 + "Grüße".encode("utf-8"), "iso-8859-1", ("Grüße", "utf-8", "bom")),
+    ("Grüße aus Köln".encode()[:-1], "utf-8", ("Grüße aus Köl", "utf-8", "declared")),  # truncated
+    ("Grüße".encode()[:-1] + b"\xc3", "utf-8", ("Grüß", "utf-8", "declared")),  # cut inside a character
+    (codecs.BOM_UTF8 + "Grüße".encode(), "iso-8859-1", ("Grüße", "utf-8", "bom")),
     ("Grüße".encode("cp1252"), "x-no-such-charset", ("Grüße", "windows-1252", "detected")),
-    ("plain ascii".encode(), None, ("plain ascii", "utf-8", "detected")),
-    ("ascii, labelled latin-1".encode(), "iso-8859-1", ("ascii, labelled latin-1", "windows-1252", "declared")),
+    (b"plain ascii", None, ("plain ascii", "utf-8", "detected")),
+    (b"ascii, labelled latin-1", "iso-8859-1", ("ascii, labelled latin-1", "windows-1252", "declared")),
     (b'<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">' + "Привет".encode("koi8-r"), None,
      ('<meta http-equiv="Content-Type" content="text/html; charset=koi8-r">Привет', "koi8-r", "meta")),
 ])
 def test_decode_sources(payload, declared, expected):
     text, charset, source = decode(payload, declared, html=True)
-    assert (text.replace("Grüße".encode("cp1252").decode("cp1252"), "Grüße"), charset, source) == expected
+    assert (text, charset, source) == expected
 
 
 def test_mostly_utf8_with_a_stray_byte_stays_utf8():
