@@ -42,7 +42,7 @@ from operator import itemgetter
 
 import numpy as np
 
-from pipeline.quality.tokens import HAS_LETTER, TOKEN_PARTS
+from pipeline.quality.tokens import HAS_LETTER, TOKEN, TOKEN_PARTS
 
 GOPHER_QUALITY = "gopher-quality"
 GOPHER_REPETITION = "gopher-repetition"
@@ -72,9 +72,8 @@ class Tokens:
     def __init__(self, text: str):
         self._parts = TOKEN_PARTS.findall(text)  # per token: (letter word, digit word, symbol), two of them ""
         self.count = len(self._parts)
-        letter_words, digit_words, _ = zip(*self._parts) if self._parts else ((), (), ())
-        self.letter_words = list(filter(None, letter_words))
-        self.digit_words = list(filter(None, digit_words))
+        self.letter_words = list(filter(None, map(itemgetter(0), self._parts)))
+        self.digit_words = list(filter(None, map(itemgetter(1), self._parts)))
 
     @property
     def words(self) -> list[str]:
@@ -317,7 +316,7 @@ def fineweb(text: str) -> dict:
     if not n:
         return dict.fromkeys(GROUP_FIELDS[FINEWEB], 0.0)
     chars = len(text) - text.count("\n")
-    n_tokens = Tokens(text).count
+    n_tokens = len(TOKEN.findall(text))
     return {
         "line_punct_fraction": sum(map(_STERM_CHARS.__contains__, map(itemgetter(-1), lines))) / n,
         "short_line_fraction": sum(map(SHORT_LINE_CHARS.__ge__, map(len, lines))) / n,
