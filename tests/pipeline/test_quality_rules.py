@@ -444,3 +444,19 @@ def test_a_stored_row_decides_as_the_step_did(preset, tmp_path):
         schemas.write_shard([d.to_row() for d in group], kind, str(path))
         for row, doc in zip(schemas.read_shard(str(path), kind).to_pylist(), group, strict=True):
             assert (decide(row, preset) or (None, None)) == (doc.reason, doc.detail), doc.id
+
+
+def test_command_line_quality_flags():
+    from pipeline.options import parse_curate_args
+    from pipeline.quality.signals import GROUPS
+    base = ["--input", "in.warc.gz", "--output", "out"]
+    args = parse_curate_args(base + ["--quality-preset", "c4", "--quality-signals", "gopher-repetition,fineweb"])
+    step = QualityStep.from_options(args)
+    assert step.preset.name == "c4" and step.groups == {"c4", "gopher-repetition", "fineweb"}
+    assert QualityStep.from_options(parse_curate_args(base + ["--quality-signals", "all"])).groups == set(GROUPS)
+    default = QualityStep.from_options(parse_curate_args(base))
+    assert default.groups == frozenset() and not default.active
+    with pytest.raises(SystemExit):
+        parse_curate_args(base + ["--quality-signals", "dolma"])
+    with pytest.raises(SystemExit):
+        parse_curate_args(base + ["--quality-preset", "refinedweb"])
