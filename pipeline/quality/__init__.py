@@ -19,8 +19,8 @@ Presets (thresholds: DataTrove 0.10.1's defaults, which follow the papers; see `
 
 What is always stored: nothing beyond what the run asks for. Each group costs a pass over every document: on
 the benchmark corpus' pages (~10,000 characters of text), in CPU time per page, the Gopher quality group costs
-~1.2 ms, the ``gopher`` preset ~2.5 ms, ``c4`` ~0.8 ms and ``fineweb`` ~4.4 ms, against ~2.6 ms to read and
-extract the page (BENCHMARKS.md, ``bench/peer_datatrove.py``). Issue 12 makes the spine's speed a contract:
+1.2-2.5 ms, the ``gopher`` preset 2.5-3.8 ms, ``c4`` 0.8-1.1 ms and ``fineweb`` 4.4-6.9 ms, against 2.6-2.8 ms to
+read and extract the page (BENCHMARKS.md, ``bench/peer_datatrove.py``). Issue 12 makes the spine's speed a contract:
 signals that no decision or report uses are not computed. So the active preset's groups are stored (every value
 its rules compare, so ``lowbg decide`` can re-make or re-tune the decision), ``--min-words`` adds the Gopher
 quality group (its word count), and ``--quality-signals`` adds groups for a later ``lowbg decide`` with another
