@@ -9,11 +9,13 @@ ratios by 10-15% and flips decisions near the thresholds. spaCy itself costs ~10
 
 So a token here is, in order of precedence (one ``re`` pass, no Python loop per token):
 
-- a URL (``http(s)://`` or ``www.``), without trailing punctuation;
+- a URL (``www.``, or ``scheme://`` after a word, glued ones too: ``forhttp://...``), without trailing
+  punctuation;
 - a word: letters, digits and combining marks, joined through ``& @ _``, an apostrophe (``o'clock``), a period
   (``node.js``, ``3.14``, ``e.g``; not between a lower-case and an upper-case letter, ``end.Start``), a
   ``, : /`` between digits (``1,000``, ``9:30``, ``1/2``) and a hyphen between a letter and a digit
-  (``COVID-19``); other hyphens split (``e-mail`` is three tokens, as in spaCy). A final period stays on when
+  (``COVID-19``); other hyphens split (``e-mail`` is three tokens, as in spaCy), except a trailing one
+  (``hyphen-``). A final period stays on when
   the last segment is a single letter (``J.``, ``e.g.``, ``U.S.A.``), as spaCy's exceptions keep them;
 - a CJK ideograph or kana: one token per character (spaCy would make a whole unspaced run one token: the
   published rules are for English, and per-character counts keep the signals meaningful for CJK text);
