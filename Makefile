@@ -33,6 +33,8 @@ bench: $(STAMP)
 	$(PY) bench/pipeline_scoring.py
 	$(PY) bench/stats.py
 	$(PY) bench/collapse.py
+	# DataTrove side by side, in its own throw-away venv (~/.cache/lowbackground): skipped without a package index
+	$(PY) bench/peer_datatrove.py --skip-without-index
 
 clean:
 	rm -rf out build *.egg-info

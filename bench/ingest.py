@@ -96,7 +96,7 @@ def plain_loop(paths: list[Path]) -> int:
                     continue
                 payload = record.content_stream().read()
                 mime, charset = media_type(_as_record(record))
-                text, _ = decode(payload, charset, True)
+                text = decode(payload, charset, True)[0]
                 if html_to_text(text):
                     documents += 1
     return documents
@@ -160,7 +160,7 @@ def stage_rates(texts: list[str]) -> dict[str, float]:
     from pipeline.langid import LanguageStep
     from pipeline.quality import QualityStep
 
-    language, quality = LanguageStep(), QualityStep()
+    language, quality = LanguageStep(), QualityStep(signals=("gopher-quality",))
     language.setup()
     docs = [Document(id=str(i), warc_file="bench", text=t) for i, t in enumerate(texts)]
     start = time.perf_counter()

@@ -18,6 +18,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+from pipeline import quality
 from pipeline.cli import ArgumentParser, unknown_flag_message
 
 DEFAULT_CUTOFF = "2022-11-30T00:00:00Z"  # ChatGPT's public release
@@ -98,6 +99,23 @@ def csv_list(value: str) -> list[str]:
     return items
 
 
+QUALITY_PRESETS = list(quality.PRESETS)
+QUALITY_SIGNAL_GROUPS = list(quality.GROUPS)
+
+
+def _signal_groups(value: str) -> list[str]:
+    groups = csv_list(value)
+    if groups == ["none"]:
+        return []
+    if groups == ["all"]:
+        return list(QUALITY_SIGNAL_GROUPS)
+    unknown = [g for g in groups if g not in QUALITY_SIGNAL_GROUPS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown signal group(s) {', '.join(unknown)}; expected some of "
+                                         f"{', '.join(QUALITY_SIGNAL_GROUPS)}, or all, or none")
+    return groups
+
+
 # Flags that several commands take, defined once (type and range, choices, help), so that they are spelled,
 # checked and explained the same way everywhere: the start of one flag table for every command (issue 11).
 SHARED_FLAGS: dict[str, dict] = {
@@ -168,8 +186,13 @@ def build_curate_parser() -> ArgumentParser:
     lang.add_argument("--language-model", default=None, metavar="PATH",
                       help="fastText language-ID model (default: the bundled lid.176.ftz)")
     lang.add_argument("--min-words", type=non_negative_int, default=None, help="reject documents with fewer words")
-    lang.add_argument("--quality-preset", choices=["none", "gopher"], default="none",
-                      help="a named set of quality rules (gopher: Rae et al. 2021)")
+    lang.add_argument("--quality-preset", choices=QUALITY_PRESETS, default="none",
+                      help="a named set of published quality rules: gopher-quality, gopher-repetition, gopher "
+                      "(both; Rae et al. 2021), c4 (Raffel et al. 2020; keeps C4's lines), fineweb (Penedo et al. "
+                      "2024: Gopher + C4 + FineWeb's filters; keeps C4's lines)")
+    lang.add_argument("--quality-signals", type=_signal_groups, default=[], metavar="GROUP[,GROUP]",
+                      help="quality signal groups to compute and store besides the preset's, for a later lowbg "
+                      f"decide: {', '.join(QUALITY_SIGNAL_GROUPS)}, all or none (default: none)")
 
     dedup = p.add_argument_group("dedup")
     dedup.add_argument("--dedup", choices=["none", "exact", "near"], default="near",

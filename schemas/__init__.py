@@ -13,7 +13,8 @@ from importlib import metadata as _metadata
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = "1.1"  # 1.1: errors.warc_offset_end
+SCHEMA_VERSION = "2.0"  # 2.0 (from 1.0): errors.warc_offset_end; charset_source; the quality signal
+# columns of pipeline/quality (stop_word_count gone, line fractions as published, float64 fractions)
 SCHEMA_VERSION_KEY = b"lowbackground.schema_version"
 SCHEMA_KIND_KEY = b"lowbackground.schema_kind"
 KINDS = ("curated", "rejected", "errors")
@@ -57,6 +58,7 @@ _DOCUMENT_FIELDS = [
     pa.field("http_last_modified", _TS),
     pa.field("content_type", pa.string()),
     pa.field("charset", pa.string()),
+    pa.field("charset_source", pa.string()),
     pa.field("payload_digest", pa.string()),
     pa.field("payload_length", pa.int64()),
     pa.field("truncated", pa.bool_()),
@@ -74,13 +76,37 @@ _DOCUMENT_FIELDS = [
     # language and quality signals (scores, not decisions)
     pa.field("language", pa.string()),
     pa.field("language_score", pa.float32()),
+    # (pipeline/quality/signals.py; float64 so that a rule re-applied to a stored value decides as the step did)
     pa.field("word_count", pa.int32()),
-    pa.field("mean_word_length", pa.float32()),
-    pa.field("alpha_word_fraction", pa.float32()),
-    pa.field("symbol_word_ratio", pa.float32()),
-    pa.field("line_punct_fraction", pa.float32()),
-    pa.field("dup_line_fraction", pa.float32()),
-    pa.field("stop_word_count", pa.int32()),
+    pa.field("mean_word_length", pa.float64()),
+    pa.field("alpha_word_fraction", pa.float64()),
+    pa.field("symbol_word_ratio", pa.float64()),
+    pa.field("bullet_line_fraction", pa.float64()),
+    pa.field("ellipsis_line_fraction", pa.float64()),
+    pa.field("distinct_stop_words", pa.int32()),
+    pa.field("dup_para_fraction", pa.float64()),
+    pa.field("dup_para_char_fraction", pa.float64()),
+    pa.field("dup_line_fraction", pa.float64()),
+    pa.field("dup_line_char_fraction", pa.float64()),
+    pa.field("top_2gram_char_fraction", pa.float64()),
+    pa.field("top_3gram_char_fraction", pa.float64()),
+    pa.field("top_4gram_char_fraction", pa.float64()),
+    pa.field("dup_5gram_char_fraction", pa.float64()),
+    pa.field("dup_6gram_char_fraction", pa.float64()),
+    pa.field("dup_7gram_char_fraction", pa.float64()),
+    pa.field("dup_8gram_char_fraction", pa.float64()),
+    pa.field("dup_9gram_char_fraction", pa.float64()),
+    pa.field("dup_10gram_char_fraction", pa.float64()),
+    pa.field("c4_sentences", pa.int32()),
+    pa.field("c4_sentences_unpunctuated", pa.int32()),
+    pa.field("c4_lorem_ipsum", pa.bool_()),
+    pa.field("c4_lorem_ipsum_unpunctuated", pa.bool_()),
+    pa.field("c4_curly_bracket", pa.bool_()),
+    pa.field("c4_curly_bracket_unpunctuated", pa.bool_()),
+    pa.field("line_punct_fraction", pa.float64()),
+    pa.field("short_line_fraction", pa.float64()),
+    pa.field("fineweb_dup_line_char_fraction", pa.float64()),
+    pa.field("newline_word_ratio", pa.float64()),
     # dedup and content provenance
     pa.field("text_hash", pa.string()),
     pa.field("duplicate_of", pa.string()),

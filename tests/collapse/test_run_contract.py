@@ -10,6 +10,7 @@ import pytest
 
 from collapse.cli import main
 from collapse.data import CorpusError, load_corpus, parse_row_filters, resolve_shards
+from schemas import SCHEMA_VERSION
 from schemas.run import IncompleteRun
 
 
@@ -25,7 +26,8 @@ def curate_run(tmp_path, human_texts, write_shard):
                 provenance=prov[120:])
     write_shard(root / "rejected" / "part-00000-0000.parquet", human_texts[300:350],
                 ids=[f"r{i}" for i in range(50)], provenance=["pre_cutoff"] * 50, reason=["language"] * 50)
-    manifest = {"schema_version": "1.0", "counts": {"records_in": 290, "curated": 240, "rejected": 50},
+    manifest = {"schema_version": SCHEMA_VERSION, "counts": {"records_in": 290, "curated": 240, "rejected": 50,
+                                                         "skipped": {}, "errors": 0},
                 "balanced": True, "shards": {"curated": ["curated/part-00000-0000.parquet",
                                                          "curated/part-00001-0000.parquet"],
                                              "rejected": ["rejected/part-00000-0000.parquet"], "errors": []}}

@@ -1,4 +1,4 @@
-"""Quality signals are computed as documented, and the policies reject with the deciding value."""
+"""QualityStep on real pages: what it stores, when it rejects, and that a stored row decides the same way."""
 
 from __future__ import annotations
 
@@ -6,69 +6,89 @@ import pytest
 
 from pipeline import quality
 from pipeline.quality import QualityStep, quality_signals
+from pipeline.quality.signals import GROUP_FIELDS, GROUPS, c4_lines
 
-FIELDS = ("word_count", "mean_word_length", "alpha_word_fraction", "symbol_word_ratio", "line_punct_fraction",
-          "dup_line_fraction", "stop_word_count")
+GOPHER_QUALITY_FIELDS = ("word_count", "mean_word_length", "alpha_word_fraction", "symbol_word_ratio",
+                         "bullet_line_fraction", "ellipsis_line_fraction", "distinct_stop_words")
 
 
 def test_signal_names_are_document_fields(doc_factory, at):
     doc = doc_factory("d", "x", at(2020))
-    assert set(quality_signals("text")) == set(FIELDS) == set(quality.SIGNAL_FIELDS)
-    assert all(hasattr(doc, f) for f in FIELDS)
+    assert set(quality_signals("text")) == set(quality.SIGNAL_FIELDS)
+    assert GROUP_FIELDS["gopher-quality"] == GOPHER_QUALITY_FIELDS
+    assert all(hasattr(doc, f) and getattr(doc, f) is None for f in quality.SIGNAL_FIELDS)
 
 
-def test_signals_on_a_small_text():
+def test_gopher_quality_signals_on_a_small_text():
     text = "The cat sat.\nThe cat sat.\n#### --- 123\nAnd that is all...\n"
-    s = quality_signals(text)
-    # tokens: The cat sat. The cat sat. #### --- 123 And that is all... (13); '####' and '---' are symbols only
+    s = quality_signals(text, ["gopher-quality"])
+    # tokens: The cat sat . The cat sat . # # # # --- 123 And that is all ... (19); words: the 10 with a letter
+    # or digit; '####' is four symbol tokens, as spaCy splits it
     assert s["word_count"] == 11
     assert s["mean_word_length"] == pytest.approx(sum(map(len, "The cat sat The cat sat 123 And that is all"
                                                               .split())) / 11)
-    assert s["alpha_word_fraction"] == pytest.approx(10 / 13)
-    assert s["symbol_word_ratio"] == pytest.approx(4 / 13)  # four '#', one '...'
-    assert s["line_punct_fraction"] == pytest.approx(3 / 4)  # 'sat.', 'sat.', 'all...' end in punctuation
-    assert s["dup_line_fraction"] == pytest.approx(1 / 4)
-    assert s["stop_word_count"] == 4  # The, The, And, that
+    assert s["alpha_word_fraction"] == pytest.approx(10 / 19)
+    assert s["symbol_word_ratio"] == pytest.approx(4 / 19)  # four '#', one '...'
+    assert s["bullet_line_fraction"] == 0.0  # '####' is no bullet, '---' is not at a line start
+    assert s["ellipsis_line_fraction"] == pytest.approx(1 / 4)
+    assert s["distinct_stop_words"] == 1  # 'that'; 'The' and 'And' are capitalised (DataTrove is case-sensitive)
+
+
+def test_stop_words_are_distinct_and_lower_case():
+    # Gopher: "at least two of the following English words"; DataTrove counts distinct, case-sensitive words.
+    assert quality_signals("the the the the", ["gopher-quality"])["distinct_stop_words"] == 1
+    assert quality_signals("The And THE", ["gopher-quality"])["distinct_stop_words"] == 0
+    assert quality_signals("that's the way, and with it", ["gopher-quality"])["distinct_stop_words"] == 4
 
 
 def test_signals_do_not_crash_on_odd_text(cc_pages):
-    for text in ("", "   \n\n", "\udc80\ud800", "…" * 50, "中文没有空格"):
+    for text in ("", "   \n\n", "\udc80\ud800", "…" * 50, "中文没有空格", "a", "{" * 3000, "x" * 5000):
         s = quality_signals(text)
-        assert set(s) == set(FIELDS)
+        assert set(s) == set(quality.SIGNAL_FIELDS)
     zh = next(p for p in cc_pages if p["lang"] == "zh")["text"]
-    s = quality_signals(zh)
+    s = quality_signals(zh, ["gopher-quality"])
     assert s["word_count"] > 30  # one word per character, not one per sentence
     assert 1.0 <= s["mean_word_length"] < 4.0
 
 
-def test_real_english_page_passes_gopher(aut_pages, doc_factory, at):
-    step = QualityStep(preset="gopher")
-    passed = []
-    for page in aut_pages:
-        doc = step.process(doc_factory(page["url"], page["text"], at(2008)))
-        assert doc.word_count is not None and doc.stop_word_count is not None  # stored whatever the outcome
-        if not doc.rejected:
-            passed.append(doc)
-        else:
-            assert doc.reason in quality.QUALITY_REASONS and doc.detail
-    assert 5 <= len(passed) < len(aut_pages)
+def test_only_the_groups_asked_for_are_computed(doc_factory, at):
+    text = "The cat sat on the mat and that was that. " * 20
+    none = QualityStep().process(doc_factory("a", text, at(2020)))
+    assert all(getattr(none, f) is None for f in quality.SIGNAL_FIELDS) and not QualityStep().active
+    c4 = QualityStep(preset="c4").process(doc_factory("b", text, at(2020)))
+    assert all(getattr(c4, f) is not None for f in GROUP_FIELDS["c4"])
+    assert all(getattr(c4, f) is None for g in GROUPS if g != "c4" for f in GROUP_FIELDS[g])
+    words = QualityStep(min_words=3).process(doc_factory("c", text, at(2020)))  # --min-words needs the word count
+    assert all(getattr(words, f) is not None for f in GOPHER_QUALITY_FIELDS)
+    extra = QualityStep(signals=("gopher-repetition",)).process(doc_factory("d", text, at(2020)))
+    assert extra.dup_10gram_char_fraction is not None and extra.word_count is None and not extra.rejected
 
 
-@pytest.mark.parametrize("text,reason,detail_part", [
-    ("word " * 20 + "the and", quality.REASON_GOPHER_WORD_COUNT, "22 words not in [50, 100000]"),
-    ("a " * 60 + "the and", quality.REASON_GOPHER_MEAN_WORD_LENGTH, "not in [3, 10]"),
-    ("the and with " + "#tag words " * 30, quality.REASON_GOPHER_SYMBOL_RATIO, "'#' per word"),
-    ("the and with " + "words words... " * 30, quality.REASON_GOPHER_SYMBOL_RATIO, "ellipses per word"),
-    ("\n".join(["- the item and more"] * 60), quality.REASON_GOPHER_BULLET_LINES, "of lines bulleted"),
-    ("\n".join(["the line and it goes on and on..."] * 10 + ["the line and it stops."] * 10),
-     quality.REASON_GOPHER_ELLIPSIS_LINES, "end in an ellipsis"),
-    ("the and with " + "word 1234 5678 " * 30, quality.REASON_GOPHER_ALPHA_WORDS, "< 0.8"),
-    ("words without any stopword " * 20, quality.REASON_GOPHER_STOP_WORDS, "0 < 2"),
-])
-def test_each_gopher_rule(text, reason, detail_part, doc_factory, at):
-    doc = QualityStep(preset="gopher").process(doc_factory("d", text, at(2020)))
-    assert doc.reason == reason
-    assert detail_part in doc.detail
+def test_real_english_pages_under_each_preset(aut_pages, doc_factory, at):
+    for preset in ("gopher-quality", "gopher", "c4", "fineweb"):
+        step = QualityStep(preset=preset)
+        passed = []
+        for page in aut_pages:
+            doc = step.process(doc_factory(page["url"], page["text"], at(2008)))
+            assert all(getattr(doc, f) is not None for g in step.groups for f in GROUP_FIELDS[g])
+            if doc.rejected:
+                assert doc.reason in quality.QUALITY_REASONS and doc.detail
+                assert doc.text == page["text"]  # a rejected document keeps its text
+            else:
+                passed.append(doc)
+        assert 1 <= len(passed) < len(aut_pages), preset
+
+
+def test_c4_presets_rewrite_kept_text_to_c4_lines(doc_factory, at):
+    body = "\n".join(f"Sentence number {i} is here and it ends well." for i in range(6))
+    text = (f"Menu\nHome | About\n{body}\nPlease enable JavaScript to view the comments.\n"
+            "Read our privacy policy now.\na line without an end mark")
+    c4 = QualityStep(preset="c4").process(doc_factory("a", text, at(2020)))
+    assert not c4.rejected and c4.text == body
+    fineweb = QualityStep(preset="fineweb").process(doc_factory("b", text, at(2020)))
+    assert fineweb.c4_sentences == 6 and fineweb.c4_sentences_unpunctuated == 2  # 'Home | About', the last line
+    # FineWeb's C4 keeps lines without an end mark, but not the short, javascript or policy ones.
+    assert c4_lines(text).kept_text(terminal_punct_rule=False) == f"Home | About\n{body}\na line without an end mark"
 
 
 def test_min_words_policy(doc_factory, at):
@@ -80,6 +100,8 @@ def test_min_words_policy(doc_factory, at):
     assert not QualityStep().active and QualityStep(min_words=1).active
 
 
-def test_unknown_preset_is_refused():
+def test_unknown_preset_or_group_is_refused():
     with pytest.raises(ValueError, match="unknown quality preset"):
-        QualityStep(preset="c4")
+        QualityStep(preset="refinedweb")
+    with pytest.raises(ValueError, match="unknown quality signal groups"):
+        QualityStep(signals=("dolma",))
