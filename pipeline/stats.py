@@ -43,9 +43,11 @@ import struct
 from collections import Counter
 
 import apache_beam as beam
+import pyarrow as pa
 
 import schemas
 from detectors.base import HIGHER_IS_MACHINE
+from pipeline import quality
 from pipeline.document import REASON_MACHINE_GENERATED, REASON_UNCERTAIN, Document, ErrorRecord
 from pipeline.sinks import join, write_atomically
 
@@ -240,16 +242,27 @@ def score_scale(detector: str) -> Scale:
 
 
 _FRACTION = LinearScale(0.0, 1.0, 100)
-SIGNAL_SCALES: dict[str, Scale] = {
-    "language_score": _FRACTION,
-    "word_count": Log2Scale(8),
+_COUNT = Log2Scale(8)
+# Bins of the signals that are not fractions in [0, 1]; every other numeric quality signal is one
+# (pipeline/quality/signals.py). Flags (the C4 line markers) are counts of documents, not histograms.
+_SIGNAL_SCALE_EXCEPTIONS: dict[str, Scale] = {
     "mean_word_length": LinearScale(0.0, 30.0, 120),
-    "alpha_word_fraction": _FRACTION,
-    "symbol_word_ratio": _FRACTION,
-    "line_punct_fraction": _FRACTION,
-    "dup_line_fraction": _FRACTION,
-    "stop_word_count": Log2Scale(8),
+    "distinct_stop_words": LinearScale(0.0, 8.0, 8),
+    "newline_word_ratio": LinearScale(0.0, 2.0, 100),
 }
+
+
+def _signal_scale(field: pa.Field) -> Scale | None:
+    if pa.types.is_boolean(field.type):
+        return None
+    if field.name in _SIGNAL_SCALE_EXCEPTIONS:
+        return _SIGNAL_SCALE_EXCEPTIONS[field.name]
+    return _COUNT if pa.types.is_integer(field.type) else _FRACTION
+
+
+SIGNAL_SCALES: dict[str, Scale] = {"language_score": _FRACTION} | {
+    name: scale for name in quality.SIGNAL_FIELDS
+    if (scale := _signal_scale(schemas.CURATED_SCHEMA.field(name))) is not None}
 
 # Signals stored as float32 in the shards: binned as stored, so `lowbg decide` (which reads them back) and anyone
 # recomputing a histogram from the shards get the same bins as the pipeline.

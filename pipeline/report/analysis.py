@@ -161,8 +161,11 @@ def _median(h: dict[int, int], scale: Scale) -> float | None:
 
 
 def signals(stats: dict) -> list[dict]:
+    """The quality signals the run stored (a run computes only the groups its preset and flags ask for)."""
     out = []
     for name, s in stats["signals"].items():
+        if not sum(s["curated"]["count"]) + sum(s["rejected"]["count"]):
+            continue
         scale = scale_from_json(s["scale"])
         out.append({"signal": name, "scale": s["scale"],
                     **{o: {"n": sum(s[o]["count"]), "median": _median(hist(s[o]), scale), "hist": s[o]}

@@ -313,11 +313,15 @@ def _provenance(doc: Doc, a: dict) -> None:
 
 def _quality(doc: Doc, a: dict) -> None:
     doc.h(2, "Quality signals and dedup", "quality")
-    doc.figure(figures.signals(a["signals"]), "quality signals",
-               "Distribution of each quality signal, curated vs rejected documents (fixed bins).")
-    doc.table(["signal", "curated (n)", "curated median", "rejected (n)", "rejected median"],
-              [[s["signal"], f"{s['curated']['n']:,}", num(s["curated"]["median"]), f"{s['rejected']['n']:,}",
-                num(s["rejected"]["median"])] for s in a["signals"]], {1, 2, 3, 4})
+    if a["signals"]:
+        doc.figure(figures.signals(a["signals"]), "quality signals",
+                   "Distribution of each quality signal, curated vs rejected documents (fixed bins).")
+        doc.table(["signal", "curated (n)", "curated median", "rejected (n)", "rejected median"],
+                  [[s["signal"], f"{s['curated']['n']:,}", num(s["curated"]["median"]), f"{s['rejected']['n']:,}",
+                    num(s["rejected"]["median"])] for s in a["signals"]], {1, 2, 3, 4})
+    else:
+        doc.p("No quality signal was computed in this run: a run stores the signal groups its --quality-preset, "
+              "--min-words and --quality-signals ask for, and this one asked for none.", "small")
     d = a["dedup"]
     doc.h(3, "Dedup")
     removed = ", ".join(f"{reason}: " + ", ".join(f"{n:,} {_era_name(e)}" for e, n in sorted(by.items()))
