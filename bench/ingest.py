@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from warcio.archiveiterator import ArchiveIterator
@@ -76,9 +77,12 @@ def build_corpus(folder: Path, records: int, files: int, seed: int = 0) -> list[
             body = vary(rng.choice(pages), rng)
             http = StatusAndHeaders("200 OK", [("Content-Type", "text/html; charset=utf-8"),
                                                ("Content-Length", str(len(body)))], protocol="HTTP/1.1")
-            record = writer.create_warc_record(f"http://site{i % 997}.example/page/{i}", "response",
-                                               payload=io.BytesIO(body), http_headers=http,
-                                               warc_headers_dict={"WARC-Date": "2020-08-08T17:27:41Z"})
+            url = f"http://site{i % 997}.example/page/{i}"
+            # A record id from the URL (warcio's default is a random uuid4): the same seed gives the same bytes.
+            headers = {"WARC-Date": "2020-08-08T17:27:41Z",
+                       "WARC-Record-ID": f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, url)}>"}
+            record = writer.create_warc_record(url, "response", payload=io.BytesIO(body), http_headers=http,
+                                               warc_headers_dict=headers)
             writer.write_record(record)
     finally:
         for fh in writers:
