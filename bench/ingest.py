@@ -162,9 +162,9 @@ def stage_rates(texts: list[str]) -> dict[str, float]:
     from detectors.registry import build_detector
     from pipeline.document import Document
     from pipeline.langid import LanguageStep
-    from pipeline.quality import QualityStep
+    from pipeline.quality import QualitySettings, QualityStep
 
-    language, quality = LanguageStep(), QualityStep(signals=("gopher-quality",))
+    language, quality = LanguageStep(), QualityStep(QualitySettings(signals=("gopher-quality",)))
     language.setup()
     docs = [Document(id=str(i), warc_file="bench", text=t) for i, t in enumerate(texts)]
     start = time.perf_counter()

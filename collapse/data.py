@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from common.hashing import unit_fraction
 from schemas.run import IncompleteRun, read_finished_manifest, run_root_of
 
 
@@ -148,8 +149,8 @@ def load_corpus(
 
 
 def _unit(key: str, salt: str) -> float:
-    """The first 8 bytes of sha256(salt + key) as a fraction of 2**64: a fixed uniform draw per document."""
-    return int.from_bytes(hashlib.sha256((salt + key).encode()).digest()[:8], "big") / 2.0**64
+    """A fixed uniform draw per document: sha256(salt + key) as a fraction (:mod:`common.hashing`)."""
+    return unit_fraction(key, salt=salt, algorithm="sha256")
 
 
 def heldout_mask(keys: list[str], heldout_fraction: float) -> list[bool]:

@@ -8,6 +8,7 @@ from typing import Protocol, runtime_checkable
 HIGHER_IS_MACHINE = "higher_is_machine"
 LOWER_IS_MACHINE = "lower_is_machine"
 DIRECTIONS = (HIGHER_IS_MACHINE, LOWER_IS_MACHINE)
+DEFAULT_MAX_TOKENS = 8192  # padded tokens per forward pass of the LM detectors (detectors.scoring batches by it)
 
 
 @dataclass(frozen=True)

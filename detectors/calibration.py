@@ -23,6 +23,7 @@ import numpy as np
 from detectors.base import DIRECTIONS, HIGHER_IS_MACHINE
 
 FORMAT = "lowbackground.detector-thresholds/1"
+DEFAULT_TARGET_FPR = 0.01  # the false-positive rate on human text a threshold holds unless told otherwise
 
 
 def _order_stat(x: np.ndarray, k: int, direction: str, axis: int = -1) -> np.ndarray:
@@ -95,7 +96,7 @@ def _entry(scores, target_fpr, direction, n_bootstrap, seed) -> dict:
     return {"threshold": t, "ci": [lo, hi], "n_negatives": n, "measurable": n * target_fpr >= 1}
 
 
-def calibrate(human_scores, *, detector: str, models: list[str], direction: str, target_fpr: float = 0.01,
+def calibrate(human_scores, *, detector: str, models: list[str], direction: str, target_fpr: float = DEFAULT_TARGET_FPR,
               languages=None, n_bootstrap: int = 1000, seed: int = 0, min_per_language: int = 1,
               source: str | None = None) -> dict:
     """Thresholds document (see docs/detectors.md) from human scores, optionally per language.

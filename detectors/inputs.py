@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from common.hashing import unit_fraction
 
 HUMAN, MACHINE = 0, 1
 _LABELS = {"human": HUMAN, "original": HUMAN, "real": HUMAN, "0": HUMAN, "false": HUMAN,
@@ -105,5 +106,4 @@ def load_labelled(path: str | os.PathLike) -> list[LabelledText]:
 
 def in_holdout(doc: str, fraction: float, seed: int = 0) -> bool:
     """Deterministic document-level split: a document is held out iff its salted hash falls below `fraction`."""
-    h = hashlib.sha256(f"{seed}:{doc}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2**64 < fraction
+    return unit_fraction(doc, salt=f"{seed}:", algorithm="sha256") < fraction

@@ -19,6 +19,9 @@ OPTIONS: dict[str, tuple[set[str], set[str]]] = {  # name -> (required options, 
 DETECTORS = tuple(OPTIONS)
 DIRECTION = {name: HIGHER_IS_MACHINE for name in DETECTORS} | {"binoculars": LOWER_IS_MACHINE,
                                                                  "entropy": LOWER_IS_MACHINE}
+# Detectors that score with a language model (the zero-shot family): what a cascade needs to catch machine text
+# from generators no training set covered. fastText is a supervised classifier; a watermark test needs a key.
+LANGUAGE_MODEL_DETECTORS = frozenset({"binoculars", "fast-detectgpt", "likelihood", "logrank", "entropy", "lrr"})
 _ALIASES = {"fast-detect-gpt": "fast-detectgpt", "fastdetectgpt": "fast-detectgpt"}
 
 
@@ -27,6 +30,10 @@ def canonical_name(name: str) -> str:
     if key not in OPTIONS:
         raise ValueError(f"unknown detector {name!r}; expected one of {', '.join(DETECTORS)}")
     return key
+
+
+def is_language_model(name: str) -> bool:
+    return canonical_name(name) in LANGUAGE_MODEL_DETECTORS
 
 
 def build_detector(name: str, **options) -> Detector:

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import torch
 
-from detectors.base import Score, estimate_tokens, unscorable
+from detectors.base import DEFAULT_MAX_TOKENS, Score, estimate_tokens, unscorable
 from detectors.lm import LoadedLM, check_same_tokenizer
 from detectors.normalize import normalize_text
 
-DEFAULT_MAX_TOKENS = 8192
 # fp32 logits per model per chunk: 64 MiB on CPU (cache-friendly), 512 MiB on GPU (large lm-head matmuls).
 DEFAULT_CHUNK_ELEMENTS = {"cpu": 1 << 24, "cuda": 1 << 27}
 

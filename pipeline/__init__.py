@@ -1,17 +1,12 @@
-"""The Apache Beam curation pipeline (`lowbg curate`, `decide`, `index`, `manifest`).
+"""The Apache Beam curation pipeline (`lowbg curate`, `decide`, `index`, `manifest`, `report`).
 
 Importing the package drops one stray warning of Beam's before any module here imports Beam: without the
 ``[gcp]`` extra, ``import apache_beam`` logs "apitools not found, and bigquery client libraries are not available"
-on every local run, although nothing here uses BigQuery. Only that record is dropped (a filter on the root
-logger, which is where Beam logs it); every other warning is untouched.
+on every local run, although nothing here uses BigQuery (:func:`common.cli.drop_apitools_warning`; the ``lowbg``
+command also quiets the advice transformers and torch print, :func:`common.cli.quiet_library_warnings`). Every
+other warning is untouched.
 """
 
-import logging
+from common.cli import drop_apitools_warning
 
-
-class _DropApitoolsWarning(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == "root" and str(record.msg).startswith("apitools not found"))
-
-
-logging.getLogger().addFilter(_DropApitoolsWarning())
+drop_apitools_warning()

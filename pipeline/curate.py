@@ -25,7 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
 import schemas
-from pipeline.cli import ArgumentParser, InputError, RunFailed, run_command
+from common.cli import ArgumentParser, InputError, RunFailed, run_command
 from pipeline.dedup import Dedup, ReferenceIndexError
 from pipeline.document import utcnow
 from pipeline.ingest import ExtractText, ReadWarc, read_path_list
@@ -41,10 +41,11 @@ from pipeline.manifest import (
     read_run_manifest,
     write_manifest,
 )
-from pipeline.options import CurateArgs, parse_curate_args
+from pipeline.options import parse_curate_args
 from pipeline.policy import ContentPolicy
 from pipeline.quality import QualityStep
 from pipeline.scoring import THRESHOLDS_FILE, CalibrateAndDecide, ScoreCascade, detector_infos, release_detectors
+from pipeline.settings import CurateSettings, IngestSettings
 from pipeline.sinks import WriteShards, check_writable, join, prepare_output, write_atomically
 from pipeline.stats import RunStats
 from pipeline.steps import ERRORS_TAG, NAMESPACE, ApplySteps
@@ -68,53 +69,52 @@ def check_input_lists(paths: list[str]) -> None:
             raise InputError(f"--input-list {path}: no such file")
 
 
-def count_inputs(args: CurateArgs) -> int | None:
+def count_inputs(ingest: IngestSettings) -> int | None:
     n = 0
-    for pattern in args.input:
+    for pattern in ingest.inputs:
         try:
             n += len(FileSystems.match([pattern])[0].metadata_list)
         except Exception:
             return None
-    if args.input_list:
-        return None if args.max_files is None else n + args.max_files
+    if ingest.input_lists:
+        return None if ingest.max_files is None else n + ingest.max_files
     return n
 
 
-def plan_inputs(args: CurateArgs) -> tuple[list[str], list[str], list[str]]:
-    """(patterns, explicit paths, path lists to read in the pipeline)."""
-    if args.max_files is None:
-        return list(args.input), [], list(args.input_list)
-    # A bounded run: list on the launcher, in order, and stop at --max-files.
+def plan_inputs(ingest: IngestSettings) -> list[str] | None:
+    """The input files of a bounded run (``--max-files``), listed here on the launcher, in order; None when the
+    pipeline lists them itself."""
+    if ingest.max_files is None:
+        return None
     paths: list[str] = []
-    for pattern in args.input:
+    for pattern in ingest.inputs:
         paths += sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    for path_list in args.input_list:
-        paths += read_path_list(path_list, args.input_base, args.max_files)
-    return [], paths[: args.max_files], []
+    for path_list in ingest.input_lists:
+        paths += read_path_list(path_list, ingest.input_base, ingest.max_files)
+    return paths[: ingest.max_files]
 
 
-def document_steps(args: CurateArgs) -> list:
+def document_steps(settings: CurateSettings) -> list:
     """Per-document steps, in order: each stores its signals and may reject with its reason code."""
-    language = [] if args.skip_language_id else [LanguageStep.from_options(args)]
-    return [ContentPolicy(), *language, QualityStep.from_options(args)]
+    language = [LanguageStep(settings.language)] if settings.language.enabled else []
+    return [ContentPolicy(), *language, QualityStep(settings.quality)]
 
 
-def build(pipeline: beam.Pipeline, args: CurateArgs, processed_at: dt.datetime, num_buckets: int,
+def build(pipeline: beam.Pipeline, settings: CurateSettings, processed_at: dt.datetime, num_buckets: int,
           detectors: list, dedup: Dedup) -> None:
     version = schemas.package_version()
-    patterns, paths, path_lists = plan_inputs(args)
-    read = pipeline | "ReadWarc" >> ReadWarc(patterns, paths, path_lists, args.input_base, args.sample_files,
-                                             args.max_payload_bytes)
-    extracted = read["records"] | "ExtractText" >> ExtractText(args.cutoff, processed_at, version)
-    stepped = extracted["documents"] | "DocumentSteps" >> beam.ParDo(ApplySteps(document_steps(args))).with_outputs(
+    output, sinks = settings.sinks.output, settings.sinks
+    read = pipeline | "ReadWarc" >> ReadWarc(settings.ingest, plan_inputs(settings.ingest))
+    extracted = read["records"] | "ExtractText" >> ExtractText(settings.provenance, processed_at, version)
+    stepped = extracted["documents"] | "DocumentSteps" >> beam.ParDo(ApplySteps(document_steps(settings))).with_outputs(
         ERRORS_TAG, main="documents")
     documents = stepped.documents | "Dedup" >> dedup
     error_branches = [read["errors"], extracted["errors"], stepped[ERRORS_TAG]]
     thresholds = None
-    if args.detectors:
-        scored = documents | "ScoreCascade" >> ScoreCascade(args)
+    if settings.scoring.detectors:
+        scored = documents | "ScoreCascade" >> ScoreCascade(settings.scoring)
         error_branches.append(scored["errors"])
-        decide = CalibrateAndDecide(args, detectors, args.output)
+        decide = CalibrateAndDecide(settings.decision, detectors, output)
         documents = scored["documents"] | "CalibrateAndDecide" >> decide
         thresholds = decide.thresholds
 
@@ -122,11 +122,10 @@ def build(pipeline: beam.Pipeline, args: CurateArgs, processed_at: dt.datetime, 
     errors = (error_branches
               | "AllErrors" >> beam.Flatten()
               | "StampErrors" >> beam.Map(_stamp_error, processed_at, version))
-    output = args.output
     _ = curated | "CountCurated" >> beam.Map(_count_curated)
-    _ = curated | "WriteCurated" >> WriteShards(output, "curated", num_buckets, args.shard_size)
-    _ = rejected | "WriteRejected" >> WriteShards(output, "rejected", num_buckets, args.shard_size)
-    _ = errors | "WriteErrors" >> WriteShards(output, "errors", num_buckets, args.shard_size)
+    _ = curated | "WriteCurated" >> WriteShards(output, "curated", num_buckets, sinks.shard_size)
+    _ = rejected | "WriteRejected" >> WriteShards(output, "rejected", num_buckets, sinks.shard_size)
+    _ = errors | "WriteErrors" >> WriteShards(output, "errors", num_buckets, sinks.shard_size)
     _ = ({"documents": documents, "errors": errors}
          | "RunStats" >> RunStats(output, {"processed_at": processed_at.isoformat()}, thresholds))
     _ = (read["inputs"]
@@ -171,40 +170,44 @@ def query_counters(result) -> dict[str, int]:
     return totals
 
 
-def run_curate(argv: list[str] | CurateArgs) -> dict:
-    args = argv if isinstance(argv, CurateArgs) else parse_curate_args(argv)
+def run_curate(argv: list[str] | CurateSettings) -> dict:
+    settings = argv if isinstance(argv, CurateSettings) else parse_curate_args(argv)
+    output = settings.sinks.output
     # The output first (cheap, and the commonest surprise), then everything else that can be checked without
     # reading input: a mistake is reported in seconds, not after the whole job has run.
-    check_writable(args.output)
-    prepare_output(args.output, args.overwrite)
-    check_input_lists(args.input_list)
-    processed_at = args.processed_at or utcnow()
+    check_writable(output)
+    prepare_output(output, settings.sinks.overwrite)
+    check_input_lists(list(settings.ingest.input_lists))
+    processed_at = settings.processed_at or utcnow()
     # Models are checked here once, so one that cannot load fails before any input is read.
     try:
-        if not args.skip_language_id:
-            check_language_model(args.language_model, args.languages)
+        if settings.language.enabled:
+            check_language_model(settings.language.model, settings.language.languages)
     except LanguageModelError as exc:
         raise StartupError(str(exc)) from exc
     release_detectors()
+    scoring = settings.scoring
     try:
-        detectors = detector_infos(args) if args.detectors else []
+        detectors = detector_infos(scoring) if scoring.detectors else []
     except Exception as exc:
-        raise StartupError(f"cannot load detector(s) {','.join(args.detectors)}: {type(exc).__name__}: {exc}") from exc
-    if args.thresholds:
+        raise StartupError(f"cannot load detector(s) {','.join(scoring.detectors)}: {type(exc).__name__}: "
+                           f"{exc}") from exc
+    thresholds_file = settings.decision.thresholds
+    if thresholds_file:
         try:
-            check_thresholds_file(args.thresholds, detectors)
+            check_thresholds_file(thresholds_file, detectors)
         except (OSError, ValueError) as exc:
-            message = str(exc) if args.thresholds in str(exc) else f"--thresholds {args.thresholds}: {exc}"
+            message = str(exc) if thresholds_file in str(exc) else f"--thresholds {thresholds_file}: {exc}"
             raise StartupError(message) from exc
     try:
-        dedup = Dedup.from_options(args)  # refuses a reference index built with other MinHash settings
+        dedup = Dedup(settings.dedup)  # refuses a reference index built with other MinHash settings
     except (OSError, ReferenceIndexError) as exc:
         raise StartupError(str(exc)) from exc
-    n_inputs = count_inputs(args)
-    num_buckets = args.num_buckets or max(1, min(MAX_DEFAULT_BUCKETS, n_inputs or 256))
-    options = PipelineOptions(args.beam_args)
+    n_inputs = count_inputs(settings.ingest)
+    num_buckets = settings.sinks.num_buckets or max(1, min(MAX_DEFAULT_BUCKETS, n_inputs or 256))
+    options = PipelineOptions(list(settings.beam_args))
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, args, processed_at, num_buckets, detectors, dedup)
+    build(pipeline, settings, processed_at, num_buckets, detectors, dedup)
     try:
         result = pipeline.run()
         if getattr(result, "has_job", True):
@@ -217,9 +220,9 @@ def run_curate(argv: list[str] | CurateArgs) -> dict:
         return {}
     state = getattr(result, "state", PipelineState.DONE)
     if state != PipelineState.DONE:
-        raise RunFailed(f"the job ended {state}, not DONE: no manifest written, {args.output} is not a finished run")
+        raise RunFailed(f"the job ended {state}, not DONE: no manifest written, {output} is not a finished run")
     extra = {"processed_at": processed_at.isoformat(), "num_buckets": num_buckets}
-    return finish_run(args.output, args.as_manifest(), query_counters(result), extra, job_finished=True)
+    return finish_run(output, settings.to_json(), query_counters(result), extra, job_finished=True)
 
 
 def finish_run(output: str, options: dict, metrics: dict[str, int], extra: dict, job_finished: bool = False) -> dict:
@@ -300,16 +303,17 @@ def summary(manifest: dict) -> str:
     ])
 
 
-def _curate(argv: list[str] | CurateArgs) -> int:
-    manifest = run_curate(argv)
+def _curate(argv: list[str] | CurateSettings) -> int:
+    settings = argv if isinstance(argv, CurateSettings) else parse_curate_args(argv)
+    manifest = run_curate(settings)
     if not manifest:
         print("job submitted; when it has finished, write its manifest with: lowbg manifest OUTPUT")
         return 0
     print(summary(manifest))
-    print(f"manifest: {join(manifest['options']['output'], MANIFEST)}")
+    print(f"manifest: {join(settings.sinks.output, MANIFEST)}")
     return 0
 
 
-def main(argv: list[str] | CurateArgs) -> int:
+def main(argv: list[str] | CurateSettings) -> int:
     """`lowbg curate`: ``argv`` (or the options already parsed from it)."""
     return run_command("lowbg curate", lambda: _curate(argv))

@@ -29,11 +29,13 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 import schemas
-from pipeline.cli import ArgumentParser, InputError, UsageError, run_command
+from common.cli import ArgumentParser, InputError, UsageError, run_command
+from common.flags import add_flag
 from pipeline.document import REASON_MACHINE_GENERATED, REASON_UNCERTAIN, Document
 from pipeline.machine_policy import DetectorInfo, MachinePolicy, calibration_keys, compute_thresholds
 from pipeline.manifest import check_balance, read_run_manifest, run_shards, write_manifest
-from pipeline.options import add_flag
+from pipeline.options import add_pipeline_flag
+from pipeline.settings import recorded_settings
 from pipeline.sinks import check_writable, join, prepare_output, write_atomically
 from pipeline.stats import RunStatsAccumulator, flags_for, write_stats
 from schemas.run import THRESHOLDS_FILE
@@ -48,9 +50,10 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="lowbg decide", description=__doc__.split("\n\n")[0])
     p.add_argument("--input", required=True, metavar="RUN_DIR", help="output folder of a scored `lowbg curate` run")
     p.add_argument("--output", required=True, metavar="DIR", help="a new folder (not the input, nor in it)")
-    for flag in ("--target-fpr", "--min-calibration-docs", "--on-uncertain"):
-        add_flag(p, flag, default=None, default_note="the run's")
-    add_flag(p, "--thresholds")
+    add_flag(p, "--target-fpr", default=None, default_note="the run's")
+    for flag in ("--min-calibration-docs", "--on-uncertain"):
+        add_pipeline_flag(p, flag, default=None, default_note="the run's")
+    add_pipeline_flag(p, "--thresholds")
     add_flag(p, "--allow-incomplete")
     add_flag(p, "--overwrite")
     return p
@@ -114,7 +117,8 @@ def _options(recorded: dict, thresholds: dict) -> dict:
     fprs = {e.get("target_fpr") for e in thresholds.values() if isinstance(e, dict)} - {None}
     if len(fprs) == 1:
         options["target_fpr"] = fprs.pop()
-    options.update({k: recorded[k] for k in CURATE_DEFAULTS if recorded.get(k) is not None})
+    decision = recorded_settings(recorded).get("decision", {})
+    options.update({k: decision[k] for k in CURATE_DEFAULTS if decision.get(k) is not None})
     return options
 
 

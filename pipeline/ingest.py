@@ -19,16 +19,18 @@ import gzip
 import hashlib
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from common.hashing import in_sample
 from pipeline.document import ERROR_OPEN, ERROR_PARSE, ErrorRecord
 from pipeline.extract import record_to_document
 from pipeline.manifest import LIST_STAGE
+from pipeline.settings import IngestSettings, ProvenanceSettings
 from pipeline.steps import ERRORS_TAG, NAMESPACE, error_counter
 from pipeline.warc_reader import InputStats, Skipped, WarcFileReader, WarcRecord
 
@@ -60,14 +62,6 @@ def join_base(base: str, path: str) -> str:
     if not base or "://" in path or path.startswith("/"):
         return path
     return base.rstrip("/") + "/" + path.lstrip("/")
-
-
-def in_sample(path: str, fraction: float | None) -> bool:
-    """Deterministic file sample: the same fraction picks the same files on every run and runner."""
-    if fraction is None:
-        return True
-    digest = int.from_bytes(hashlib.sha1(path.encode()).digest()[:8], "big")
-    return digest / 2**64 < fraction
 
 
 class _ExpandPattern(beam.DoFn):
@@ -200,15 +194,20 @@ class _ReadFiles(beam.DoFn):
 
 
 class ReadWarc(beam.PTransform):
-    """PBegin -> {'records': WarcRecord, 'errors': ErrorRecord, 'inputs': per-file stats dicts}."""
+    """PBegin -> {'records': WarcRecord, 'errors': ErrorRecord, 'inputs': per-file stats dicts}.
 
-    def __init__(self, patterns: list[str] = (), paths: list[str] = (), path_lists: list[str] = (),
-                 input_base: str = "", sample_fraction: float | None = None,
-                 max_payload_bytes: int = 8 * 1024 * 1024):
+    ``settings`` say what to read; ``listed`` (a bounded run, ``--max-files``: the launcher listed the files, in
+    order) replaces the patterns and path lists with exactly those paths.
+    """
+
+    def __init__(self, settings: IngestSettings, listed: Sequence[str] | None = None):
         super().__init__()
-        self.patterns, self.paths, self.path_lists = list(patterns), list(paths), list(path_lists)
-        self.input_base, self.sample_fraction = input_base, sample_fraction
-        self.max_payload_bytes = max_payload_bytes
+        if listed is None:
+            self.patterns, self.paths, self.path_lists = list(settings.inputs), [], list(settings.input_lists)
+        else:
+            self.patterns, self.paths, self.path_lists = [], list(listed), []
+        self.input_base, self.sample_fraction = settings.input_base, settings.sample_files
+        self.max_payload_bytes = settings.max_payload_bytes
 
     def expand(self, pbegin):
         pipeline = pbegin.pipeline
@@ -249,8 +248,8 @@ class ReadWarc(beam.PTransform):
 
 
 class _Extract(beam.DoFn):
-    def __init__(self, cutoff: dt.datetime, processed_at: dt.datetime, version: str):
-        self.cutoff, self.processed_at, self.version = cutoff, processed_at, version
+    def __init__(self, settings: ProvenanceSettings, processed_at: dt.datetime, version: str):
+        self.cutoff, self.processed_at, self.version = settings.cutoff, processed_at, version
         self.documents = Metrics.counter(NAMESPACE, "documents_extracted")
 
     def process(self, record: WarcRecord):
@@ -271,9 +270,9 @@ class _Extract(beam.DoFn):
 class ExtractText(beam.PTransform):
     """WarcRecord -> Document (kept or already rejected); failures to the errors output."""
 
-    def __init__(self, cutoff: dt.datetime, processed_at: dt.datetime, version: str):
+    def __init__(self, settings: ProvenanceSettings, processed_at: dt.datetime, version: str):
         super().__init__()
-        self.fn = _Extract(cutoff, processed_at, version)
+        self.fn = _Extract(settings, processed_at, version)
 
     def expand(self, records):
         out = records | "Extract" >> beam.ParDo(self.fn).with_outputs(ERRORS_TAG, main="documents")

@@ -2,7 +2,8 @@
 
 Every document gets ``language`` and ``language_score`` (the top label and its probability on the text with
 newlines replaced by spaces, as FineWeb does); a policy then rejects documents whose language is not in
-``--languages`` or whose score is below ``--min-language-score`` (reason ``language``).
+``--languages`` or whose score is below ``--min-language-score`` (reason ``language``). The step's settings are
+:class:`pipeline.settings.LanguageSettings`.
 
 A truncated or corrupt model does not fail cleanly in fastText: it can crash the process or hang. So
 :func:`check_language_model`, which the CLI calls before any work, verifies the bundled file's SHA-256; any
@@ -27,10 +28,10 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.document import REASON_LANGUAGE, Document
+from pipeline.settings import LanguageSettings
 
 BUNDLED_MODEL = "lid.176.ftz"
 BUNDLED_SHA256 = "8f3472cfe8738a7b6099e8e999c3cbfae0dcd15696aac7d7738a8039db603e83"
-DEFAULT_MIN_SCORE = 0.65  # FineWeb's LanguageFilter threshold
 _FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # the first four bytes of every fastText .bin/.ftz
 _LABEL_PREFIX = "__label__"
 _CHECK_TIMEOUT_S = 120
@@ -246,16 +247,9 @@ class LanguageStep:
 
     name = "language"
 
-    def __init__(self, languages: Sequence[str] | None = None, min_score: float = DEFAULT_MIN_SCORE,
-                 model_path: str | None = None):
-        self.languages = tuple(languages) if languages else None
-        self.min_score = min_score
-        self.identifier = LanguageIdentifier(model_path)
-
-    @classmethod
-    def from_options(cls, args) -> LanguageStep:
-        """Build from the parsed ``lowbg curate`` options (--languages, --min-language-score, --language-model)."""
-        return cls(args.languages, args.min_language_score, args.language_model)
+    def __init__(self, settings: LanguageSettings = LanguageSettings()):
+        self.settings = settings
+        self.identifier = LanguageIdentifier(settings.model)
 
     def setup(self) -> None:
         self.identifier.load()
@@ -263,8 +257,9 @@ class LanguageStep:
     def process(self, doc: Document) -> Document:
         lang, score = self.identifier.predict(doc.text or "")
         doc.language, doc.language_score = lang, score
-        if self.languages is not None and lang not in self.languages:
-            return doc.reject(REASON_LANGUAGE, f"{lang} not in {','.join(self.languages)}")
-        if score < self.min_score:
-            return doc.reject(REASON_LANGUAGE, f"{lang} {score:.2f} < {self.min_score:.2f}")
+        languages, min_score = self.settings.languages, self.settings.min_score
+        if languages is not None and lang not in languages:
+            return doc.reject(REASON_LANGUAGE, f"{lang} not in {','.join(languages)}")
+        if score < min_score:
+            return doc.reject(REASON_LANGUAGE, f"{lang} {score:.2f} < {min_score:.2f}")
         return doc

@@ -130,9 +130,9 @@ class MachinePolicy:
 
     name = "machine_policy"
 
-    def __init__(self, detector_order: list[str], on_uncertain: str = "keep"):
+    def __init__(self, detector_order: list[str], on_uncertain: str = "keep", on_machine: str = "reject"):
         self.detector_order = list(detector_order)
-        self.on_uncertain = on_uncertain
+        self.on_uncertain, self.on_machine = on_uncertain, on_machine
 
     def decide(self, doc: Document, thresholds: dict) -> Document:
         if doc.rejected or not self.detector_order or is_human_era(doc):
@@ -145,7 +145,7 @@ class MachinePolicy:
             threshold = entry["languages"].get(doc.language, entry)["threshold"]
             machine = score["value"] > threshold if entry["direction"] == HIGHER_IS_MACHINE else \
                 score["value"] < threshold
-            if machine:
+            if machine and self.on_machine == "reject":
                 sign = ">" if entry["direction"] == HIGHER_IS_MACHINE else "<"
                 return doc.reject(REASON_MACHINE_GENERATED,
                                   f"{name} {score['value']:.4f} {sign} {threshold:.4f} "

@@ -17,7 +17,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 import schemas
-from pipeline.cli import RunFailed
+from common.cli import RunFailed
 from pipeline.sinks import join, write_atomically
 from schemas.run import INPUTS_FILE, MANIFEST_FILE, IncompleteRun, read_finished_manifest, shard_paths
 

@@ -1,103 +1,51 @@
-"""Options of `lowbg curate`: our own flags, parsed here; the rest must be Beam pipeline options.
+"""Options of `lowbg curate`: our own flags, parsed here into typed settings; the rest must be Beam pipeline options.
 
-The parser is the single source of truth for the CLI, the Dataflow Flex Template's metadata.json (checked
-against it in a test) and the manifest's record of the options a run used. A flag that is neither ours nor an
+The parser is the single source of truth for the CLI and the Dataflow Flex Template's metadata.json (checked
+against it in a test); its defaults are those of :mod:`pipeline.settings` (and of :mod:`common.flags` for the
+flags other commands share). :func:`parse_curate_args` turns a command line into one frozen
+:class:`~pipeline.settings.CurateSettings`, which the manifest records whole. A flag that is neither ours nor an
 option of a registered Beam ``PipelineOptions`` class (the standard, Google Cloud, worker, portable, Flink,
 Spark, direct, ... ones, and any the user's code registers) is refused before any work, naming the closest
 known flag: Beam itself would only log a warning and drop it (``--langauges en`` would run unfiltered).
 
-The value types below (:func:`fraction`, :func:`positive_int`, ...) are shared by every `lowbg` command, so a
-range is checked the same way everywhere.
+:data:`PIPELINE_FLAGS` are the flags the pipeline's commands share (``curate``, ``decide``, ``index build``),
+built like :data:`common.flags.FLAGS` with their defaults taken from the settings.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import functools
-import math
-from dataclasses import dataclass
 
+from common.cli import (
+    ArgumentParser,
+    band,
+    csv_list,
+    fraction,
+    non_negative_int,
+    positive_int,
+    unknown_flag_message,
+    utc_time,
+)
+from common.flags import Flag, add_flag
+from detectors.registry import DETECTORS, canonical_name
 from pipeline import quality
-from pipeline.cli import ArgumentParser, unknown_flag_message
-
-DEFAULT_CUTOFF = "2022-11-30T00:00:00Z"  # ChatGPT's public release
-
-
-def parse_utc(value: str) -> dt.datetime:
-    """Parse an ISO-8601 time; a naive value is taken as UTC."""
-    text = value.strip().replace("Z", "+00:00")
-    parsed = dt.datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
-
-
-def utc_time(value: str) -> dt.datetime:
-    try:
-        return parse_utc(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an ISO-8601 time: {value!r}") from exc
-
-
-def _number(value: str, kind: type) -> float:
-    try:
-        x = kind(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not {'a whole number' if kind is int else 'a number'}: {value!r}") from exc
-    if isinstance(x, float) and not math.isfinite(x):
-        raise argparse.ArgumentTypeError(f"not a finite number: {value!r}")
-    return x
-
-
-def fraction(value: str) -> float:
-    """A number within [0, 1] (a rate, a probability, a share of files)."""
-    x = _number(value, float)
-    if not 0.0 <= x <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be within [0, 1]: {value}")
-    return x
-
-
-def openfraction(value: str) -> float:
-    """A number strictly between 0 and 1 (a similarity threshold, a false-positive rate to hold)."""
-    x = _number(value, float)
-    if not 0.0 < x < 1.0:
-        raise argparse.ArgumentTypeError(f"must be within (0, 1), ends excluded: {value}")
-    return x
-
-
-def positive_int(value: str) -> int:
-    x = _number(value, int)
-    if x <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {value}")
-    return x
-
-
-def non_negative_int(value: str) -> int:
-    x = _number(value, int)
-    if x < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {value}")
-    return x
-
-
-def band(value: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value.split(","))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH: {value!r}") from exc
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise argparse.ArgumentTypeError(f"LOW and HIGH must be finite numbers: {value!r}")
-    if low > high:
-        raise argparse.ArgumentTypeError(f"LOW > HIGH in {value!r}")
-    return low, high
-
-
-def csv_list(value: str) -> list[str]:
-    items = [v.strip() for v in value.split(",") if v.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list: {value!r}")
-    return items
-
+from pipeline.settings import (
+    DEDUP_MODES,
+    ON_MACHINE,
+    ON_UNCERTAIN,
+    CurateSettings,
+    DecisionSettings,
+    DedupSettings,
+    IngestSettings,
+    LanguageSettings,
+    MinHashSettings,
+    ProvenanceSettings,
+    QualitySettings,
+    ScoringSettings,
+    SinkSettings,
+    resolve_on_machine,
+)
 
 QUALITY_PRESETS = list(quality.PRESETS)
 QUALITY_SIGNAL_GROUPS = list(quality.GROUPS)
@@ -116,36 +64,48 @@ def _signal_groups(value: str) -> list[str]:
     return groups
 
 
-# Flags that several commands take, defined once (type and range, choices, help), so that they are spelled,
-# checked and explained the same way everywhere: the start of one flag table for every command (issue 11).
-SHARED_FLAGS: dict[str, dict] = {
-    "--overwrite": {"action": "store_true", "help": "replace an existing output folder's shards"},
-    "--allow-incomplete": {"action": "store_true", "help": "read a run folder without a valid manifest (a run that "
-                           "finished elsewhere; see the README's run-completion contract)"},
-    "--minhash-num-perm": {"type": positive_int, "default": 128, "help": "MinHash permutations"},
-    "--minhash-threshold": {"type": fraction, "default": 0.8,
-                            "help": "Jaccard similarity above which two documents are near duplicates"},
-    "--minhash-ngram": {"type": positive_int, "default": 5, "help": "words per shingle"},
-    "--target-fpr": {"type": fraction, "default": 0.01,
-                     "help": "false-positive rate on human (pre-cutoff) text that the thresholds must hold"},
-    "--thresholds": {"default": None, "metavar": "FILE", "help": "thresholds JSON from lowbg detect calibrate"},
-    "--min-calibration-docs": {"type": positive_int, "default": 200, "help": "fewer pre-cutoff documents than this: "
-                               "fall back to --thresholds or the published default"},
-    "--on-uncertain": {"choices": ["keep", "reject"], "default": "keep",
-                       "help": "what to do with documents that have no usable score"},
-}
+def _detector_list(value: str) -> list[str]:
+    names = csv_list(value)
+    if names == ["none"]:
+        return []
+    try:
+        canonical = [canonical_name(n) for n in names]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if "watermark" in canonical:
+        raise argparse.ArgumentTypeError("watermark cannot run inside lowbg curate (the test needs the generator's "
+                                         "key and tokenizer): use lowbg detect score --detector watermark")
+    return canonical
 
 
-def add_flag(parser, name: str, default_note: str | None = None, **overrides) -> argparse.Action:
-    """Add a flag of :data:`SHARED_FLAGS` to a parser or argument group; ``overrides`` change its keywords
-    (a command-specific default), ``default_note`` is appended to its help."""
-    kwargs = {**SHARED_FLAGS[name], **overrides}
-    if default_note:
-        kwargs["help"] = f"{kwargs['help']} (default: {default_note})"
-    return parser.add_argument(name, **kwargs)
+_MINHASH, _DECISION = MinHashSettings(), DecisionSettings()
+PIPELINE_FLAGS: dict[str, Flag] = {f.name: f for f in (
+    Flag("--minhash-num-perm", {"type": positive_int, "default": _MINHASH.num_perm, "help": "MinHash permutations"}),
+    Flag("--minhash-threshold", {"type": fraction, "default": _MINHASH.threshold,
+                                 "help": "Jaccard similarity above which two documents are near duplicates"}),
+    Flag("--minhash-ngram", {"type": positive_int, "default": _MINHASH.ngram, "help": "words per shingle"}),
+    Flag("--thresholds", {"default": _DECISION.thresholds, "metavar": "FILE",
+                          "help": "thresholds JSON from lowbg detect calibrate"}),
+    Flag("--min-calibration-docs", {"type": positive_int, "default": _DECISION.min_calibration_docs,
+                                    "help": "fewer pre-cutoff documents than this: fall back to --thresholds or the "
+                                    "published default"}),
+    Flag("--on-uncertain", {"choices": list(ON_UNCERTAIN), "default": _DECISION.on_uncertain,
+                            "help": "what to do with documents that have no usable score"}),
+    Flag("--on-machine", {"choices": list(ON_MACHINE), "default": "auto",
+                          "help": "what to do with post-cutoff documents the deciding detector flags: reject them "
+                          "(machine_generated), keep them (scores and flags stay on the row and in the report), or "
+                          "auto: reject only when a language-model detector is in the cascade (the bundled fastText "
+                          "detector alone is near chance on generators it never saw)"}),
+)}
+
+
+def add_pipeline_flag(parser, name: str, default_note: str | None = None, **overrides) -> argparse.Action:
+    return add_flag(parser, name, default_note, table=PIPELINE_FLAGS, **overrides)
 
 
 def build_curate_parser() -> ArgumentParser:
+    ingest, sinks, language, dedup = IngestSettings(), SinkSettings(), LanguageSettings(), DedupSettings()
+    scoring, cutoff = ScoringSettings(), ProvenanceSettings().cutoff
     p = ArgumentParser(
         prog="lowbg curate",
         description="Curate human-written documents from WARC/WET files into Parquet shards with provenance. "
@@ -156,116 +116,124 @@ def build_curate_parser() -> ArgumentParser:
                     help="WARC/WET/ARC file pattern (local, gs://, s3://...); repeatable")
     io.add_argument("--input-list", action="append", default=[], metavar="PATHS_FILE",
                     help="a Common Crawl path list (e.g. warc.paths.gz), one path per line; repeatable")
-    io.add_argument("--input-base", default="", metavar="PREFIX",
+    io.add_argument("--input-base", default=ingest.input_base, metavar="PREFIX",
                     help="prefix for relative paths in --input-list (e.g. s3://commoncrawl/ or a local mirror)")
-    io.add_argument("--max-files", type=positive_int, default=None, help="read at most this many input files")
-    io.add_argument("--sample-files", type=fraction, default=None, metavar="FRACTION",
+    io.add_argument("--max-files", type=positive_int, default=ingest.max_files,
+                    help="read at most this many input files")
+    io.add_argument("--sample-files", type=fraction, default=ingest.sample_files, metavar="FRACTION",
                     help="read a deterministic sample (by path hash) of this fraction of the input files")
     io.add_argument("--output", required=True, metavar="DIR", help="output folder (local or a Beam filesystem)")
-    io.add_argument("--shard-size", type=positive_int, default=50_000, metavar="ROWS",
+    io.add_argument("--shard-size", type=positive_int, default=sinks.shard_size, metavar="ROWS",
                     help="at most this many rows per Parquet shard")
-    io.add_argument("--num-buckets", type=positive_int, default=None,
+    io.add_argument("--num-buckets", type=positive_int, default=sinks.num_buckets,
                     help="output buckets per shard kind (default: one per input file, at most 1024)")
-    io.add_argument("--max-payload-bytes", type=positive_int, default=8 * 1024 * 1024,
+    io.add_argument("--max-payload-bytes", type=positive_int, default=ingest.max_payload_bytes,
                     help="larger payloads (after HTTP decoding) are rejected as payload_too_large")
     io.add_argument("--processed-at", type=utc_time, default=None,
                     help="processing timestamp written on every row (default: now); set it for reproducible output")
     add_flag(io, "--overwrite")
 
     prov = p.add_argument_group("provenance")
-    prov.add_argument("--cutoff", type=utc_time, default=utc_time(DEFAULT_CUTOFF),
-                      help=f"capture-time cutoff (default {DEFAULT_CUTOFF}, ChatGPT's release)")
+    prov.add_argument("--cutoff", type=utc_time, default=cutoff,
+                      help=f"capture-time cutoff (default {cutoff.isoformat().replace('+00:00', 'Z')}, ChatGPT's "
+                      "release)")
 
     lang = p.add_argument_group("language and quality")
-    lang.add_argument("--languages", type=csv_list, default=None, metavar="en,de,...",
+    lang.add_argument("--languages", type=csv_list, default=language.languages, metavar="en,de,...",
                       help="keep only these languages (default: all)")
-    lang.add_argument("--min-language-score", type=fraction, default=0.65,
+    lang.add_argument("--min-language-score", type=fraction, default=language.min_score,
                       help="reject documents whose language-ID confidence is lower (FineWeb: 0.65)")
     lang.add_argument("--skip-language-id", action="store_true",
                       help="do not run language ID (language stays null; --languages cannot be used)")
-    lang.add_argument("--language-model", default=None, metavar="PATH",
+    lang.add_argument("--language-model", default=language.model, metavar="PATH",
                       help="fastText language-ID model (default: the bundled lid.176.ftz)")
-    lang.add_argument("--min-words", type=non_negative_int, default=None, help="reject documents with fewer words")
-    lang.add_argument("--quality-preset", choices=QUALITY_PRESETS, default="none",
+    lang.add_argument("--min-words", type=non_negative_int, default=QualitySettings().min_words,
+                      help="reject documents with fewer words")
+    lang.add_argument("--quality-preset", choices=QUALITY_PRESETS, default=QualitySettings().preset,
                       help="a named set of published quality rules: gopher-quality, gopher-repetition, gopher "
                       "(both; Rae et al. 2021), c4 (Raffel et al. 2020; keeps C4's lines), fineweb (Penedo et al. "
                       "2024: Gopher + C4 + FineWeb's filters; keeps C4's lines)")
-    lang.add_argument("--quality-signals", type=_signal_groups, default=[], metavar="GROUP[,GROUP]",
+    lang.add_argument("--quality-signals", type=_signal_groups, default=list(QualitySettings().signals),
+                      metavar="GROUP[,GROUP]",
                       help="quality signal groups to compute and store besides the preset's, for a later lowbg "
                       f"decide: {', '.join(QUALITY_SIGNAL_GROUPS)}, all or none (default: none)")
 
-    dedup = p.add_argument_group("dedup")
-    dedup.add_argument("--dedup", choices=["none", "exact", "near"], default="near",
-                       help="near implies exact first")
+    dd = p.add_argument_group("dedup")
+    dd.add_argument("--dedup", choices=list(DEDUP_MODES), default=dedup.mode, help="near implies exact first")
     for flag in ("--minhash-num-perm", "--minhash-threshold", "--minhash-ngram"):
-        add_flag(dedup, flag)
-    dedup.add_argument("--reference-index", default=None, metavar="INDEX",
-                       help="band-key index of a pre-cutoff corpus (lowbg index build)")
+        add_pipeline_flag(dd, flag)
+    dd.add_argument("--reference-index", default=dedup.reference_index, metavar="INDEX",
+                    help="band-key index of a pre-cutoff corpus (lowbg index build)")
 
     det = p.add_argument_group("AI-text detection")
-    det.add_argument("--detectors", type=csv_list, default=["fasttext"], metavar="NAME[,NAME]",
-                     help="detectors in cascade order (fasttext, binoculars, fast-detectgpt, likelihood, ...); "
+    det.add_argument("--detectors", type=_detector_list, default=list(scoring.detectors), metavar="NAME[,NAME]",
+                     help=f"detectors in cascade order ({', '.join(d for d in DETECTORS if d != 'watermark')}); "
                      "'none' to skip scoring")
-    det.add_argument("--cascade-band", type=band, default=None, metavar="LOW,HIGH",
+    det.add_argument("--cascade-band", type=band, default=scoring.cascade_band, metavar="LOW,HIGH",
                      help="send to the next detector only documents whose cheap score is within [LOW, HIGH]")
-    det.add_argument("--score-pre-cutoff", type=fraction, default=None, metavar="FRACTION",
+    det.add_argument("--score-pre-cutoff", type=fraction, default=scoring.score_pre_cutoff, metavar="FRACTION",
                      help="also score this fraction of pre-cutoff documents with the expensive detectors")
-    for flag in ("--target-fpr", "--thresholds", "--min-calibration-docs", "--on-uncertain"):
+    add_flag(det, "--target-fpr")
+    for flag in ("--thresholds", "--min-calibration-docs", "--on-uncertain", "--on-machine"):
+        add_pipeline_flag(det, flag)
+    for flag in ("--fasttext-model", "--observer", "--performer", "--scoring-model", "--reference-model",
+                 "--lm-model", "--device", "--max-tokens"):
         add_flag(det, flag)
-    det.add_argument("--fasttext-model", default=None, metavar="PATH", help="default: the bundled detector")
-    det.add_argument("--observer", default=None, metavar="PATH_OR_ID", help="Binoculars observer model")
-    det.add_argument("--performer", default=None, metavar="PATH_OR_ID", help="Binoculars performer model")
-    det.add_argument("--scoring-model", default=None, metavar="PATH_OR_ID", help="Fast-DetectGPT scoring model")
-    det.add_argument("--reference-model", default=None, metavar="PATH_OR_ID", help="Fast-DetectGPT reference model")
-    det.add_argument("--lm", default=None, metavar="PATH_OR_ID", help="model of likelihood/logrank/entropy/lrr")
-    det.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                     help="where the LM detectors run (auto: CUDA when present, bf16 there)")
-    det.add_argument("--max-tokens", type=positive_int, default=8192, help="token budget per LM batch")
-    det.add_argument("--min-batch-size", type=positive_int, default=1, help="RunInference min batch (documents)")
-    det.add_argument("--max-batch-size", type=positive_int, default=64,
+    det.add_argument("--min-batch-size", type=positive_int, default=scoring.min_batch_size,
+                     help="RunInference min batch (documents)")
+    det.add_argument("--max-batch-size", type=positive_int, default=scoring.max_batch_size,
                      help="RunInference max batch (documents; the LM detectors batch by --max-tokens)")
     det.add_argument("--large-model", action="store_true",
                      help="share one model per machine across worker processes (Beam large_model)")
-    det.add_argument("--gpu-resource-hint", default=None, metavar="HINT",
+    det.add_argument("--gpu-resource-hint", default=scoring.gpu_resource_hint, metavar="HINT",
                      help="Dataflow accelerator resource hint on the scoring step only, e.g. "
                      "'type:nvidia-l4;count:1;install-nvidia-driver'")
     return p
 
 
-@dataclass(frozen=True)
-class CurateArgs:
-    """Parsed `lowbg curate` options plus the Beam flags left over."""
+def settings_from(ns: argparse.Namespace, beam_args: list[str]) -> CurateSettings:
+    """The typed settings of a parsed command line (the one place flags become settings)."""
+    detectors = tuple(ns.detectors)
+    return CurateSettings(
+        ingest=IngestSettings(inputs=tuple(ns.input), input_lists=tuple(ns.input_list), input_base=ns.input_base,
+                              max_files=ns.max_files, sample_files=ns.sample_files,
+                              max_payload_bytes=ns.max_payload_bytes),
+        provenance=ProvenanceSettings(cutoff=ns.cutoff),
+        language=LanguageSettings(enabled=not ns.skip_language_id,
+                                  languages=tuple(ns.languages) if ns.languages else None,
+                                  min_score=ns.min_language_score, model=ns.language_model),
+        quality=QualitySettings(preset=ns.quality_preset, signals=tuple(ns.quality_signals), min_words=ns.min_words),
+        dedup=DedupSettings(mode=ns.dedup, reference_index=ns.reference_index,
+                            minhash=MinHashSettings(ns.minhash_num_perm, ns.minhash_threshold, ns.minhash_ngram)),
+        scoring=ScoringSettings(
+            detectors=detectors, cascade_band=ns.cascade_band, score_pre_cutoff=ns.score_pre_cutoff,
+            fasttext_model=ns.fasttext_model, observer=ns.observer, performer=ns.performer,
+            scoring_model=ns.scoring_model, reference_model=ns.reference_model, lm_model=ns.lm_model,
+            device=ns.device, max_tokens=ns.max_tokens, min_batch_size=ns.min_batch_size,
+            max_batch_size=ns.max_batch_size, large_model=ns.large_model, gpu_resource_hint=ns.gpu_resource_hint),
+        decision=DecisionSettings(target_fpr=ns.target_fpr, thresholds=ns.thresholds,
+                                  min_calibration_docs=ns.min_calibration_docs, on_uncertain=ns.on_uncertain,
+                                  on_machine=resolve_on_machine(ns.on_machine, detectors)),
+        sinks=SinkSettings(output=ns.output, shard_size=ns.shard_size, num_buckets=ns.num_buckets,
+                           overwrite=ns.overwrite),
+        processed_at=ns.processed_at,
+        beam_args=tuple(beam_args),
+    )
 
-    ns: argparse.Namespace
-    beam_args: list[str]
 
-    def __getattr__(self, name: str):
-        if name.startswith("__") or name in ("ns", "beam_args"):  # unpickling probes before fields exist
-            raise AttributeError(name)
-        return getattr(self.ns, name)
-
-    def as_manifest(self) -> dict:
-        out = {}
-        for key, value in sorted(vars(self.ns).items()):
-            out[key] = value.isoformat() if isinstance(value, dt.datetime) else value
-        out["beam_args"] = list(self.beam_args)
-        return out
-
-
-def parse_curate_args(argv: list[str]) -> CurateArgs:
-    """Parse `lowbg curate`'s command line; a bad one is refused here (one line, exit 2), before any work."""
+def parse_curate_args(argv: list[str]) -> CurateSettings:
+    """Parse `lowbg curate`'s command line into its settings; a bad one is refused here (one line, exit 2),
+    before any work."""
     parser = build_curate_parser()
     parser.reject_unknown_flags(argv, beam_flag_names(), _NOT_A_FLAG)
     ns, beam_args = parser.parse_known_args(argv)
     check_beam_args(beam_args, parser)
     if not ns.input and not ns.input_list:
         parser.error("give at least one --input or --input-list")
-    if ns.detectors == ["none"]:
-        ns.detectors = []
     if ns.skip_language_id and ns.languages:
         parser.error("--languages needs language ID: drop --skip-language-id")
     check_runner_options(beam_args, ns, parser)
-    return CurateArgs(ns, beam_args)
+    return settings_from(ns, beam_args)
 
 
 _NOT_A_FLAG = "neither a lowbg curate flag nor a Beam pipeline option"

@@ -17,6 +17,7 @@ from pipeline.crawls import Crawl
 PRE_CUTOFF = "pre_cutoff"
 POST_CUTOFF = "post_cutoff"
 UNKNOWN = "unknown"
+DEFAULT_CUTOFF = dt.datetime(2022, 11, 30, tzinfo=dt.UTC)  # ChatGPT's public release
 
 RULE_WARC_DATE = "warc_date"
 RULE_CRAWL_WINDOW = "crawl_window"

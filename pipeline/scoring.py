@@ -38,6 +38,7 @@ from pipeline.machine_policy import (
     is_human_era,
     stable_fraction,
 )
+from pipeline.settings import DecisionSettings, ScoringSettings
 from pipeline.sinks import join, write_atomically
 from pipeline.steps import NAMESPACE, error_counter, reject_counter
 
@@ -61,21 +62,6 @@ def build_cached(name: str, options: dict) -> Detector:
 
 def release_detectors() -> None:
     _BUILT.clear()
-
-
-def detector_options(args, name: str) -> dict:
-    """The library options of detector ``name`` from `lowbg curate` flags."""
-    name = canonical_name(name)
-    lm = {"device": args.device, "max_tokens": args.max_tokens}
-    if name == "fasttext":
-        return {"model": args.fasttext_model}
-    if name == "binoculars":
-        return {"observer": args.observer, "performer": args.performer, **lm}
-    if name == "fast-detectgpt":
-        return {"scoring": args.scoring_model, "reference": args.reference_model, **lm}
-    if name in ("likelihood", "logrank", "entropy", "lrr"):
-        return {"model": args.lm, **lm}
-    raise ValueError(f"detector {name!r} cannot run inside `lowbg curate` (watermark tests need the generator's key)")
 
 
 def _text_cost(element: tuple[str, Document], cap: int) -> int:
@@ -178,19 +164,19 @@ class _Route(beam.DoFn):
 class ScoreCascade(beam.PTransform):
     """PCollection[Document] -> {'documents': scored documents, 'errors': ErrorRecord}."""
 
-    def __init__(self, args):
+    def __init__(self, settings: ScoringSettings):
         super().__init__()
-        self.args = args
-        self.names = [canonical_name(n) for n in args.detectors]
+        self.settings = settings
+        self.names = list(settings.detectors)
 
     def handler(self, name: str) -> KeyedModelHandler:
-        a = self.args
+        s = self.settings
         return KeyedModelHandler(DetectorModelHandler(
-            name, detector_options(a, name), min_batch_size=a.min_batch_size, max_batch_size=a.max_batch_size,
-            max_batch_tokens=a.max_tokens, large_model=a.large_model))
+            name, s.detector_options(name), min_batch_size=s.min_batch_size, max_batch_size=s.max_batch_size,
+            max_batch_tokens=s.max_tokens, large_model=s.large_model))
 
     def expand(self, documents):
-        a = self.args
+        a = self.settings
         errors = []
         previous = None
         for name in self.names:
@@ -211,12 +197,11 @@ class ScoreCascade(beam.PTransform):
         return {"documents": documents, "errors": all_errors}
 
 
-def detector_infos(args) -> list[DetectorInfo]:
+def detector_infos(settings: ScoringSettings) -> list[DetectorInfo]:
     """Name, direction, model ids and published thresholds of each configured detector (loads each once)."""
     infos = []
-    for name in args.detectors:
-        options = {k: v for k, v in detector_options(args, name).items() if v is not None}
-        detector = build_cached(canonical_name(name), options)
+    for name in settings.detectors:
+        detector = build_cached(name, settings.detector_options(name))
         infos.append(DetectorInfo(detector.name, detector.direction, tuple(detector.model_ids),
                                   tuple(sorted(detector.published_thresholds.items()))))
     return infos
@@ -227,31 +212,31 @@ def _sample_key(entry: tuple[str, str, str, float]):
     return (detector, language), (stable_fraction(doc_id), value)
 
 
-def _thresholds(samples: list, infos: list[DetectorInfo], args) -> dict:
+def _thresholds(samples: list, infos: list[DetectorInfo], settings: DecisionSettings) -> dict:
     grouped: dict[tuple[str, str], list[float]] = defaultdict(list)
     for key, sample in samples:
         grouped[tuple(key)] = [value for _, value in sample]
-    return compute_thresholds(grouped, infos, args.target_fpr, args.min_calibration_docs, args.thresholds)
+    return compute_thresholds(grouped, infos, settings.target_fpr, settings.min_calibration_docs, settings.thresholds)
 
 
 class CalibrateAndDecide(beam.PTransform):
     """Thresholds from this run's pre-cutoff scores (a side input), then the machine-text policy."""
 
-    def __init__(self, args, infos: list[DetectorInfo], output: str):
+    def __init__(self, settings: DecisionSettings, infos: list[DetectorInfo], output: str):
         super().__init__()
-        self.args, self.infos, self.output = args, infos, output
+        self.settings, self.infos, self.output = settings, infos, output
 
     def expand(self, documents):
-        args, infos = self.args, self.infos
+        settings, infos = self.settings, self.infos
         thresholds = (documents
                       | "CalibrationScores" >> beam.FlatMap(calibration_keys)
                       | "KeyByDetectorLanguage" >> beam.Map(_sample_key)
                       | "BoundedSample" >> beam.combiners.Top.PerKey(CALIBRATION_SAMPLE, key=lambda s: -s[0])
                       | "AllSamples" >> beam.combiners.ToList()
-                      | "Thresholds" >> beam.Map(_thresholds, infos, args))
+                      | "Thresholds" >> beam.Map(_thresholds, infos, settings))
         _ = thresholds | "WriteThresholds" >> beam.Map(_write_thresholds, self.output)
         self.thresholds = thresholds  # one dict; the run statistics flag scores with the same rule
-        policy = MachinePolicy([i.name for i in infos], args.on_uncertain)
+        policy = MachinePolicy([i.name for i in infos], settings.on_uncertain, settings.on_machine)
         return documents | "MachinePolicy" >> beam.Map(_decide, policy, beam.pvalue.AsSingleton(thresholds))
 
 

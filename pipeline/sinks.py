@@ -26,7 +26,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 import schemas
-from pipeline.cli import InputError
+from common.cli import InputError
 from pipeline.document import Document, ErrorRecord
 from schemas.run import INPUTS_FILE, MANIFEST_FILE, THRESHOLDS_FILE, TMP_PREFIX
 

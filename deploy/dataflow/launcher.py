@@ -86,6 +86,8 @@ def template_parameters(parser: argparse.ArgumentParser) -> list[TemplateParam]:
     for action in parser._actions:  # argparse has no public API for this list
         if isinstance(action, argparse._HelpAction) or not action.option_strings:
             continue
+        if action.help == argparse.SUPPRESS:  # a deprecated spelling of another option: not a parameter of its own
+            continue
         if action.dest in LOCAL_ONLY:
             continue
         if isinstance(action, argparse._StoreTrueAction):

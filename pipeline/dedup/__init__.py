@@ -1,10 +1,10 @@
 """Exact and near dedup with provenance-aware survivors, and reference-corpus matching.
 
-Entry point for the pipeline builder: :class:`Dedup` (``Dedup.from_options(args)``); see
+Entry point for the pipeline builder: :class:`Dedup` (``Dedup(settings.dedup)``); see
 :mod:`pipeline.dedup.beam_dedup` for the contract. ``lowbg index build`` is :func:`index_main`.
 """
 
-from pipeline.dedup.beam_dedup import Dedup, ExactDedup, NearDedup, ReferenceMatch, dedup_transforms
+from pipeline.dedup.beam_dedup import Dedup, ExactDedup, NearDedup, ReferenceMatch
 from pipeline.dedup.minhash import MinHasher, optimal_bands
 from pipeline.dedup.normalize import normalize_text, text_hash, word_shingles
 from pipeline.dedup.reference import (
@@ -15,7 +15,7 @@ from pipeline.dedup.reference import (
 )
 
 __all__ = [
-    "Dedup", "ExactDedup", "NearDedup", "ReferenceMatch", "dedup_transforms", "MinHasher", "optimal_bands",
+    "Dedup", "ExactDedup", "NearDedup", "ReferenceMatch", "MinHasher", "optimal_bands",
     "normalize_text", "text_hash", "word_shingles", "ReferenceIndexError", "build_reference_index",
     "check_reference_index", "index_main",
 ]

@@ -2,7 +2,7 @@
 
 Contract (what the pipeline builder relies on)::
 
-    docs | "Dedup" >> Dedup.from_options(args)       # or ExactDedup(), NearDedup(...), ReferenceMatch(index)
+    docs | "Dedup" >> Dedup(settings.dedup)     # or ExactDedup(), NearDedup(...), ReferenceMatch(index)
 
 * In: PCollection[Document]. Out: PCollection[Document], every input document exactly once.
 * Documents already rejected (``doc.reason`` set) pass through untouched and are not considered.
@@ -17,9 +17,9 @@ Contract (what the pipeline builder relies on)::
   otherwise its own provenance) and ``content_provenance_source`` (``self``, ``cluster`` or ``reference``).
   With ``--dedup none`` and no reference index, no shuffle runs: documents get first_seen/content_provenance
   from themselves (source ``self``) and ``dup_cluster_size`` stays null.
-* Options read by :meth:`Dedup.from_options`: ``dedup`` (none|exact|near; near runs exact first),
-  ``minhash_num_perm``, ``minhash_threshold``, ``minhash_ngram``, ``reference_index``. A reference index built
-  with other MinHash parameters is refused when the transform is constructed (before any work).
+* Settings: :class:`pipeline.settings.DedupSettings` (``mode`` none|exact|near, near running exact first; the
+  MinHash parameters; ``reference_index``). A reference index built with other MinHash parameters is refused
+  when the transform is constructed (before any work).
 * Counters in namespace ``lowbackground``: ``rejected_duplicate_exact``, ``rejected_duplicate_near``,
   ``dedup_kept``, ``dedup_clusters`` (kept documents with copies), ``dedup_no_shingles`` (text shorter than one
   shingle: exact dedup only), ``dedup_empty_text`` (nothing left after normalisation: not deduplicated),
@@ -48,11 +48,9 @@ from pipeline.dedup.cluster import KEEP, PRE_CUTOFF, ClusterSummary, Node, apply
 from pipeline.dedup.minhash import MinHasher, band_keys, optimal_bands
 from pipeline.dedup.normalize import fold, text_hash
 from pipeline.document import REASON_DUPLICATE_EXACT, REASON_DUPLICATE_NEAR, Document
+from pipeline.settings import DedupSettings, MinHashSettings
 from pipeline.steps import NAMESPACE, reject_counter
 
-DEFAULT_NUM_PERM = 128
-DEFAULT_THRESHOLD = 0.8
-DEFAULT_NGRAM = 5
 FINGERPRINT_BATCH = 512  # documents per vectorised MinHash call (larger batches amortise numpy call overhead)
 
 
@@ -278,25 +276,19 @@ def _split(doc: Document):
 class Dedup(beam.PTransform):
     """Exact dedup, then reference matching, then near dedup, as configured (see the module docstring)."""
 
-    def __init__(self, exact: bool = True, near: bool = True, reference_index: str | None = None,
-                 num_perm: int = DEFAULT_NUM_PERM, threshold: float = DEFAULT_THRESHOLD, ngram: int = DEFAULT_NGRAM,
+    def __init__(self, settings: DedupSettings = DedupSettings(), *,
                  component_rounds: int = components.DEFAULT_ROUNDS, batch_size: int = FINGERPRINT_BATCH):
         super().__init__()
-        self.exact, self.near, self.reference_index = exact, near, reference_index
-        self.num_perm, self.threshold, self.ngram = num_perm, threshold, ngram
-        self.bands, self.rows = optimal_bands(threshold, num_perm)
+        self.settings = settings
+        self.exact, self.near, self.reference_index = settings.exact, settings.near, settings.reference_index
+        self.num_perm, self.threshold, self.ngram = (settings.minhash.num_perm, settings.minhash.threshold,
+                                                     settings.minhash.ngram)
+        self.bands, self.rows = optimal_bands(self.threshold, self.num_perm)
         self.component_rounds, self.batch_size = component_rounds, batch_size
-        if reference_index is not None:
+        if self.reference_index is not None:
             from pipeline.dedup.reference import check_reference_index
 
-            check_reference_index(reference_index, num_perm=num_perm, threshold=threshold, ngram=ngram)
-
-    @classmethod
-    def from_options(cls, args) -> Dedup:
-        """From parsed ``lowbg curate`` options; ``--dedup near`` means exact first, then near."""
-        mode = args.dedup
-        return cls(exact=mode in ("exact", "near"), near=mode == "near", reference_index=args.reference_index,
-                   num_perm=args.minhash_num_perm, threshold=args.minhash_threshold, ngram=args.minhash_ngram)
+            check_reference_index(self.reference_index, settings.minhash)
 
     @property
     def needs_signatures(self) -> bool:
@@ -384,27 +376,25 @@ class ExactDedup(Dedup):
     """Exact dedup only (one survivor per normalised-text hash)."""
 
     def __init__(self, **kwargs):
-        super().__init__(exact=True, near=False, **kwargs)
+        super().__init__(DedupSettings(mode="exact"), **kwargs)
 
 
 class NearDedup(Dedup):
     """Near dedup with MinHash LSH; ``exact_first`` (default) runs exact dedup before, as ``--dedup near``."""
 
-    def __init__(self, num_perm: int = DEFAULT_NUM_PERM, threshold: float = DEFAULT_THRESHOLD,
-                 ngram: int = DEFAULT_NGRAM, exact_first: bool = True, **kwargs):
-        super().__init__(exact=exact_first, near=True, num_perm=num_perm, threshold=threshold, ngram=ngram, **kwargs)
+    def __init__(self, minhash: MinHashSettings = MinHashSettings(), exact_first: bool = True,
+                 reference_index: str | None = None, **kwargs):
+        super().__init__(DedupSettings(mode="near", minhash=minhash, reference_index=reference_index), **kwargs)
+        self.exact = exact_first
 
 
 class ReferenceMatch(Dedup):
     """Reference matching only: documents matching the pre-cutoff index get content_provenance=pre_cutoff."""
 
-    def __init__(self, index_path: str, exact: bool = False, **kwargs):
-        super().__init__(exact=exact, near=False, reference_index=index_path, **kwargs)
+    def __init__(self, index_path: str, exact: bool = False, minhash: MinHashSettings = MinHashSettings(),
+                 **kwargs):
+        super().__init__(DedupSettings(mode="exact" if exact else "none", minhash=minhash,
+                                       reference_index=index_path), **kwargs)
 
 
-def dedup_transforms(args) -> list[beam.PTransform]:
-    """The dedup stage for the pipeline builder: a one-element list (kept for symmetry with other stages)."""
-    return [Dedup.from_options(args)]
-
-
-__all__ = ["Dedup", "ExactDedup", "NearDedup", "ReferenceMatch", "dedup_transforms"]
+__all__ = ["Dedup", "ExactDedup", "NearDedup", "ReferenceMatch"]

@@ -22,6 +22,7 @@ import numpy as np
 from datasketch import LeanMinHash, MinHash
 
 from pipeline.dedup.normalize import joined_words
+from pipeline.settings import MinHashSettings
 
 SCHEMES = ("affine32", "legacy")
 DEFAULT_SCHEME = "affine32"
@@ -189,7 +190,8 @@ class MinHasher:
     fewer than ``ngram`` words (its row is left at the empty-sketch value and must not be indexed).
     """
 
-    def __init__(self, num_perm: int = 128, ngram: int = 5, seed: int = DEFAULT_SEED, scheme: str = DEFAULT_SCHEME):
+    def __init__(self, num_perm: int = MinHashSettings.num_perm, ngram: int = MinHashSettings.ngram,
+                 seed: int = DEFAULT_SEED, scheme: str = DEFAULT_SCHEME):
         if scheme not in SCHEMES:
             raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
         self.num_perm, self.ngram, self.seed, self.scheme = num_perm, ngram, seed, scheme

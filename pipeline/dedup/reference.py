@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipeline.cli import ArgumentParser, InputError, run_command
+from common.cli import ArgumentParser, InputError, run_command
 from pipeline.dedup.cluster import PRE_CUTOFF, to_us
 from pipeline.dedup.minhash import (
     BAND_HASH_VERSION,
@@ -43,6 +43,7 @@ from pipeline.dedup.minhash import (
     band_keys,
     optimal_bands,
 )
+from pipeline.settings import MinHashSettings
 
 INDEX_META_KEY = b"lowbackground.reference_index"
 INDEX_FORMAT = 1
@@ -59,11 +60,11 @@ class ReferenceIndexError(ValueError):
     """A reference index that is missing, unreadable or built with other MinHash parameters."""
 
 
-def index_params(num_perm: int, threshold: float, ngram: int) -> dict:
-    bands, rows = optimal_bands(threshold, num_perm)
-    return {"format": INDEX_FORMAT, "num_perm": num_perm, "threshold": threshold, "bands": bands, "rows": rows,
-            "ngram": ngram, "seed": DEFAULT_SEED, "scheme": DEFAULT_SCHEME, "band_hash": BAND_HASH_VERSION,
-            "shingles": SHINGLES_VERSION}
+def index_params(minhash: MinHashSettings) -> dict:
+    bands, rows = optimal_bands(minhash.threshold, minhash.num_perm)
+    return {"format": INDEX_FORMAT, "num_perm": minhash.num_perm, "threshold": minhash.threshold, "bands": bands,
+            "rows": rows, "ngram": minhash.ngram, "seed": DEFAULT_SEED, "scheme": DEFAULT_SCHEME,
+            "band_hash": BAND_HASH_VERSION, "shingles": SHINGLES_VERSION}
 
 
 def _join(base: str, name: str) -> str:
@@ -83,10 +84,10 @@ def read_index_metadata(index_path: str) -> dict:
     return json.loads(meta[INDEX_META_KEY])
 
 
-def check_reference_index(index_path: str, *, num_perm: int, threshold: float, ngram: int) -> dict:
+def check_reference_index(index_path: str, minhash: MinHashSettings) -> dict:
     """Refuse an index whose MinHash parameters differ from this run's; returns its metadata."""
     found = read_index_metadata(index_path)
-    want = index_params(num_perm, threshold, ngram)
+    want = index_params(minhash)
     keys = ("format", "num_perm", "bands", "rows", "ngram", "seed", "scheme", "band_hash", "shingles")
     diff = {k: (found.get(k), want[k]) for k in keys if found.get(k) != want[k]}
     if diff:
@@ -136,12 +137,12 @@ def _pre_cutoff_rows(path: str, batch_rows: int):
             yield ids, texts, firsts
 
 
-def build_reference_index(shard_paths: Sequence[str], output_dir: str, num_perm: int = 128,
-                          threshold: float = 0.8, ngram: int = 5, batch_rows: int = 1024) -> dict:
+def build_reference_index(shard_paths: Sequence[str], output_dir: str,
+                          minhash: MinHashSettings = MinHashSettings(), batch_rows: int = 1024) -> dict:
     """Build the index described in the module docstring; returns counts (documents read, indexed, keys)."""
-    params = index_params(num_perm, threshold, ngram)
-    bands, rows = params["bands"], params["rows"]
-    hasher = MinHasher(num_perm, ngram)
+    params = index_params(minhash)
+    bands, rows, num_perm = params["bands"], params["rows"], minhash.num_perm
+    hasher = MinHasher(num_perm, minhash.ngram)
     ids: list[str] = []
     firsts: list[int] = []
     sigs: list[np.ndarray] = []
@@ -226,15 +227,17 @@ class ReadReferenceSignatures(beam.PTransform):
 
 
 def build_index_parser() -> ArgumentParser:
-    from pipeline.options import add_flag
+    from common.flags import add_flag
+    from pipeline.options import add_pipeline_flag
 
     p = ArgumentParser(prog="lowbg index build",
                        description="Index the MinHash band keys of curated pre-cutoff Parquet shards.")
     p.add_argument("--input", action="append", required=True, metavar="SHARDS",
                    help="curated shards: a folder, a `lowbg curate` output folder or a file pattern; repeatable")
     p.add_argument("--output", required=True, metavar="INDEX", help="index folder (bands.parquet, signatures.parquet)")
-    for flag in ("--minhash-num-perm", "--minhash-threshold", "--minhash-ngram", "--allow-incomplete"):
-        add_flag(p, flag)
+    for flag in ("--minhash-num-perm", "--minhash-threshold", "--minhash-ngram"):
+        add_pipeline_flag(p, flag)
+    add_flag(p, "--allow-incomplete")
     return p
 
 
@@ -276,8 +279,8 @@ def _index(argv: list[str]) -> int:
     check_writable(args.output)
     inputs = [p for path in args.input for p in shard_inputs(path, args.allow_incomplete)]
     try:
-        stats = build_reference_index(inputs, args.output, args.minhash_num_perm, args.minhash_threshold,
-                                      args.minhash_ngram)
+        stats = build_reference_index(inputs, args.output, MinHashSettings(
+            args.minhash_num_perm, args.minhash_threshold, args.minhash_ngram))
     except ReferenceIndexError as exc:
         raise InputError(str(exc)) from exc
     print(json.dumps({"output": args.output, **stats}))

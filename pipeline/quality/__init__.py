@@ -45,9 +45,6 @@ from pipeline.quality.signals import GROUP_FIELDS, GROUPS, SIGNAL_FIELDS, comput
 __all__ = ["GROUPS", "PRESETS", "QUALITY_REASONS", "REASON_MIN_WORDS", "SIGNAL_FIELDS", "MissingSignal", "Preset",
            "QualityStep", "QualitySettings", "Rule", "decide", "quality_signals"]
 
-DEFAULT_SIGNALS: tuple[str, ...] = ()
-
-
 def quality_signals(text: str, groups: tuple[str, ...] | frozenset[str] = GROUPS) -> dict:
     """The signals of ``groups`` (default: all four), keyed by their Document field names."""
     unknown = set(groups) - set(GROUPS)
@@ -58,10 +55,11 @@ def quality_signals(text: str, groups: tuple[str, ...] | frozenset[str] = GROUPS
 
 @dataclass(frozen=True)
 class QualitySettings:
-    """The quality stage's settings: a preset, extra signal groups to store, an optional minimum word count."""
+    """The quality stage's settings (one of :mod:`pipeline.settings`' stages; defined here, with the presets it
+    checks against): a preset, extra signal groups to store, an optional minimum word count."""
 
     preset: str = "none"
-    signals: tuple[str, ...] = DEFAULT_SIGNALS
+    signals: tuple[str, ...] = ()
     min_words: int | None = None
 
     def __post_init__(self):
@@ -83,18 +81,12 @@ class QualityStep:
 
     name = "quality"
 
-    def __init__(self, min_words: int | None = None, preset: str = "none",
-                 signals: tuple[str, ...] = DEFAULT_SIGNALS):
-        self.settings = QualitySettings(preset, tuple(signals), min_words)
-        self.preset: Preset = PRESETS[preset]
-        self.min_words = min_words
-        self.groups = self.settings.groups
+    def __init__(self, settings: QualitySettings = QualitySettings()):
+        self.settings = settings
+        self.preset: Preset = PRESETS[settings.preset]
+        self.min_words = settings.min_words
+        self.groups = settings.groups
         self.fields = tuple(f for g in GROUPS if g in self.groups for f in GROUP_FIELDS[g])
-
-    @classmethod
-    def from_options(cls, args) -> QualityStep:
-        signals = getattr(args, "quality_signals", None)
-        return cls(args.min_words, args.quality_preset, DEFAULT_SIGNALS if signals is None else tuple(signals))
 
     @property
     def active(self) -> bool:

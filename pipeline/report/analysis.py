@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from detectors.base import HIGHER_IS_MACHINE
+from detectors.calibration import DEFAULT_TARGET_FPR
 from pipeline.document import (
     REASON_DUPLICATE_EXACT,
     REASON_DUPLICATE_NEAR,
@@ -34,6 +35,7 @@ from pipeline.estimators import (
 )
 from pipeline.quality import QUALITY_REASONS
 from pipeline.report.load import RunData
+from pipeline.settings import recorded_settings
 from pipeline.stats import POST, POST_OLD, PRE, UNKNOWN, Scale, scale_from_json
 
 MIN_GROUP = 30
@@ -383,7 +385,8 @@ def drift(run: RunData, ref: Reference, name: str, min_group: int) -> dict:
     direction = det_ref.get("direction") or entry.get("direction")
     if direction is None:
         return {"detector": name, "unavailable": "the detector's direction is not recorded (no thresholds entry)"}
-    target = entry.get("target_fpr") or ((run.manifest or {}).get("options") or {}).get("target_fpr") or 0.01
+    recorded = recorded_settings((run.manifest or {}).get("options")).get("decision", {})
+    target = entry.get("target_fpr") or recorded.get("target_fpr") or DEFAULT_TARGET_FPR
     by_year = {g["year"]: hist(g) for g in _groups(det_ref, "era+year") if g["era"] == PRE and g["year"] is not None}
     out = {"detector": name, **drift_check(by_year, direction, target, min_group)}
     if "cut" in out:
@@ -504,7 +507,8 @@ def analyse(run: RunData, baseline: RunData | None = None, tprs: dict | None = N
     notes = list(run.notes) + [f"baseline: {n}" for n in (baseline.notes if baseline else [])]
     out = {"run": run.path, "label": run.label, "notes": notes, "reference": ref.describe(),
            "min_group": min_group, "funnel": funnel(run.manifest), "inputs": inputs(run.manifest),
-           "cutoff": ((run.manifest or {}).get("options") or {}).get("cutoff"), "stats": run.stats is not None}
+           "cutoff": recorded_settings((run.manifest or {}).get("options")).get("provenance", {}).get("cutoff"),
+           "stats": run.stats is not None}
     if run.manifest is None:
         out["notes"].append("no manifest: no funnel and no inputs")
     if run.stats is None:

@@ -148,7 +148,7 @@ def check_flink_submission(args: list[str]) -> None:
 
     assert unknown_flags(args) == []
     parsed = parse_curate_args(args)
-    assert re.match(r"(s3|gs)://", parsed.ns.output), "outputs must be on a filesystem every worker reaches"
+    assert re.match(r"(s3|gs)://", parsed.sinks.output), "outputs must be on a filesystem every worker reaches"
     opts = PipelineOptions(parsed.beam_args)
     opts.get_all_options()  # argparse validates --flink_version against Beam's published versions here
     flink = opts.view_as(FlinkRunnerOptions)

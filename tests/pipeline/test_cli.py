@@ -65,7 +65,7 @@ def test_beam_options_of_every_runner_pass_and_bad_values_for_them_do_not(capsys
             "--experiments=use_runner_v2", "--no_use_public_ips", "--sdk_container_image=img",
             "--max_num_workers=3", "--save_main_session"]
     args = parse_curate_args(["--input", "x", "--output", "y", *beam])
-    assert args.beam_args == beam
+    assert list(args.beam_args) == beam
     with pytest.raises(SystemExit) as exc:
         parse_curate_args(["--input", "x", "--output", "y", "--autoscaling_algorithm", "SOMETIMES"])
     assert exc.value.code == 2 and "invalid choice: 'SOMETIMES'" in one_line(capsys.readouterr().err)
@@ -92,7 +92,7 @@ def test_a_mistyped_flag_in_a_real_process_is_one_line_and_nothing_else(tmp_path
     (["--sample-files", "1.5"], "must be within [0, 1]"),
     (["--max-files", "0"], "must be > 0"),
     (["--min-words", "-1"], "must be >= 0"),
-    (["--target-fpr", "-0.1"], "must be within [0, 1]"),
+    (["--target-fpr", "-0.1"], "must be within (0, 1), ends excluded"),
     (["--cascade-band", "0.8,0.2"], "LOW > HIGH"),
     (["--languages", ","], "expected a comma-separated list"),
 ])

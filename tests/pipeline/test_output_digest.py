@@ -5,6 +5,7 @@ single output byte. Three runs, each compared with its stored digest in ``tests/
 
 * ``demo``: ``scripts/demo.sh``'s curate run over the bundled fixtures (``tests/data/warc/*.warc.gz``: fastText
   scores, thresholds calibrated on the run's own pre-cutoff pages at a 5% FPR, near dedup);
+
 * ``malformed``: every damaged fixture of ``tests/data/warc/malformed`` (error rows of every kind, not-an-archive
   inputs, duplicate inputs, the machine-text decision under the fallback threshold);
 * ``bench``: 300 records of ``bench/ingest.py``'s seeded corpus (generated at test time, never committed) with
@@ -12,6 +13,9 @@ single output byte. Three runs, each compared with its stored digest in ``tests/
   chunks per bucket, and every page post-cutoff (``--cutoff`` before the capture date) so that the
   machine-text decision runs on every kept page with a thresholds file (``--thresholds``) and
   ``--on-uncertain reject``.
+
+Every run passes ``--on-machine reject``: the code the digests were recorded with rejected machine text whenever
+a detector ran, which since issue 11 is no longer the default with the fastText detector alone.
 
 What is compared (the digest):
 
@@ -64,12 +68,12 @@ WHERE_NOT_WHAT = frozenset({"output", "overwrite"})
 def _demo(work: Path) -> tuple[Path, list[str]]:
     # scripts/demo.sh's options, with a fixed processing time
     return ROOT, ["--input", "tests/data/warc/*.warc.gz", "--detectors", "fasttext", "--target-fpr", "0.05",
-                  "--min-calibration-docs", "50", "--direct_running_mode=in_memory"]
+                  "--min-calibration-docs", "50", "--on-machine", "reject", "--direct_running_mode=in_memory"]
 
 
 def _malformed(work: Path) -> tuple[Path, list[str]]:
     return ROOT, ["--input", "tests/data/warc/malformed/*", "--input", "tests/data/warc/malformed/jhove/*",
-                  "--detectors", "fasttext", "--direct_running_mode=in_memory"]
+                  "--detectors", "fasttext", "--on-machine", "reject", "--direct_running_mode=in_memory"]
 
 
 def _bench(work: Path) -> tuple[Path, list[str]]:
@@ -89,7 +93,8 @@ def _bench(work: Path) -> tuple[Path, list[str]]:
                     work / "thresholds.json")
     return work, ["--input", "corpus/*.warc.gz", "--cutoff", "2019-01-01T00:00:00Z",
                   "--min-words", "50", "--quality-preset", "fineweb", "--dedup", "near", "--detectors", "fasttext",
-                  "--thresholds", "thresholds.json", "--on-uncertain", "reject", "--num-buckets", "3",
+                  "--thresholds", "thresholds.json", "--on-uncertain", "reject", "--on-machine", "reject",
+                  "--num-buckets", "3",
                   "--shard-size", "40", "--direct_running_mode=in_memory"]
 
 
@@ -97,9 +102,48 @@ CASES: dict[str, Callable[[Path], tuple[Path, list[str]]]] = {
     "demo": _demo, "malformed": _malformed, "bench": _bench}
 
 
+# Typed settings (issue 11) record the options by stage: (stage, field) -> the flag name they were recorded under.
+_FLAG_OF = {
+    ("ingest", "inputs"): "input", ("ingest", "input_lists"): "input_list", ("ingest", "input_base"): "input_base",
+    ("ingest", "max_files"): "max_files", ("ingest", "sample_files"): "sample_files",
+    ("ingest", "max_payload_bytes"): "max_payload_bytes", ("provenance", "cutoff"): "cutoff",
+    ("language", "languages"): "languages", ("language", "min_score"): "min_language_score",
+    ("language", "model"): "language_model", ("quality", "preset"): "quality_preset",
+    ("quality", "signals"): "quality_signals", ("quality", "min_words"): "min_words", ("dedup", "mode"): "dedup",
+    ("dedup", "reference_index"): "reference_index", ("scoring", "lm_model"): "lm",
+    ("sinks", "output"): "output", ("sinks", "shard_size"): "shard_size", ("sinks", "num_buckets"): "num_buckets",
+    ("sinks", "overwrite"): "overwrite",
+}
+# Settings added after the digests were recorded, with the value that does what the code did then.
+_ADDED = {("decision", "on_machine"): lambda flat: "reject" if flat["detectors"] else "keep"}
+
+
+def _flat(options: dict) -> dict:
+    """Typed settings (one object per stage) -> the flat flag-name form of the manifests the digests hold."""
+    flat, added = {}, {}
+    for stage, value in options.items():
+        if not isinstance(value, dict):
+            flat[stage] = value  # processed_at, beam_args
+            continue
+        for name, item in value.items():
+            if stage == "dedup" and name == "minhash":
+                flat.update({f"minhash_{k}": v for k, v in item.items()})
+            elif stage == "language" and name == "enabled":
+                flat["skip_language_id"] = not item
+            elif (stage, name) in _ADDED:
+                added[(stage, name)] = item
+            else:
+                flat[_FLAG_OF.get((stage, name), name)] = item
+    for key, value in added.items():
+        assert value == _ADDED[key](flat), f"{key} = {value!r} does not do what the recorded runs did"
+    return flat
+
+
 def options_meaning(manifest: dict) -> dict:
     """The options of a run by what they mean (module docstring): one flat mapping, flag names as keys."""
     options = manifest["options"]
+    if any(isinstance(v, dict) for v in options.values()):
+        options = _flat(options)
     flat = {k: v for k, v in options.items() if k not in WHERE_NOT_WHAT}
     return json.loads(json.dumps(flat, sort_keys=True))
 

@@ -15,7 +15,7 @@ import pytest
 
 import schemas
 from pipeline.document import Document
-from pipeline.quality import PRESETS, MissingSignal, QualityStep, decide, quality_signals
+from pipeline.quality import PRESETS, MissingSignal, QualitySettings, QualityStep, decide, quality_signals
 from pipeline.quality.rules import Rule
 
 DEDUP_DATA = Path(__file__).resolve().parents[1] / "data" / "dedup"
@@ -325,7 +325,7 @@ def test_c4_line_rules_shape_the_kept_text(doc_factory_pipeline):
         "Wikipedia says so.[1] And more [citation needed] here.", "A line ending in a mark. [2]",
         "A line with no end mark", 'She answered "I will come."', "Quoted words end here'", "Ends in a colon:",
     ])
-    doc = QualityStep(preset="c4").process(doc_factory_pipeline(text))
+    doc = QualityStep(QualitySettings(preset="c4")).process(doc_factory_pipeline(text))
     assert not doc.rejected
     assert doc.text.split("\n") == [
         *body.split("\n"), "Now three words.", f"A word of {long_ok} characters.",
@@ -333,7 +333,7 @@ def test_c4_line_rules_shape_the_kept_text(doc_factory_pipeline):
         # DataTrove strips a line before removing citations: "... mark. [2]" keeps its space and loses the rule
         'She answered "I will come."', "Quoted words end here'",  # C4's end marks include both quotes
     ]
-    fineweb_lines = QualityStep(preset="fineweb").process(doc_factory_pipeline(text))
+    fineweb_lines = QualityStep(QualitySettings(preset="fineweb")).process(doc_factory_pipeline(text))
     # "A line ending in a mark. ", "A line with no end mark", "Ends in a colon:"
     assert fineweb_lines.c4_sentences_unpunctuated == 3
 
@@ -432,7 +432,7 @@ def doc_factory_pipeline():
 @pytest.mark.parametrize("preset", ["gopher", "c4", "fineweb"])
 def test_a_stored_row_decides_as_the_step_did(preset, tmp_path):
     """Every signal a rule reads is on the row: written to a shard and read back, the preset decides the same."""
-    step = QualityStep(preset=preset)
+    step = QualityStep(QualitySettings(preset=preset))
     when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     docs = [step.process(Document(id=f"d{i}", warc_file="t.warc.gz", text=t, processed_at=when))
             for i, t in enumerate(_real_pages())]
@@ -451,10 +451,10 @@ def test_command_line_quality_flags():
     from pipeline.quality.signals import GROUPS
     base = ["--input", "in.warc.gz", "--output", "out"]
     args = parse_curate_args(base + ["--quality-preset", "c4", "--quality-signals", "gopher-repetition,fineweb"])
-    step = QualityStep.from_options(args)
+    step = QualityStep(args.quality)
     assert step.preset.name == "c4" and step.groups == {"c4", "gopher-repetition", "fineweb"}
-    assert QualityStep.from_options(parse_curate_args(base + ["--quality-signals", "all"])).groups == set(GROUPS)
-    default = QualityStep.from_options(parse_curate_args(base))
+    assert QualityStep(parse_curate_args(base + ["--quality-signals", "all"]).quality).groups == set(GROUPS)
+    default = QualityStep(parse_curate_args(base).quality)
     assert default.groups == frozenset() and not default.active
     with pytest.raises(SystemExit):
         parse_curate_args(base + ["--quality-signals", "dolma"])

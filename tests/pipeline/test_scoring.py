@@ -65,7 +65,8 @@ def test_planted_machine_text_is_rejected_at_the_detectors_measured_rate(tmp_pat
     out = tmp_path / "out"
     target = 0.05
     manifest = curate(out, str(warc), detectors="fasttext",
-                      extra=("--target-fpr", str(target), "--dedup", "none", "--min-calibration-docs", "100"))
+                      extra=("--target-fpr", str(target), "--dedup", "none", "--min-calibration-docs", "100",
+                             "--on-machine", "reject"))
     assert manifest["balanced"]
     rows = read_kind(out, "curated").to_pylist() + read_kind(out, "rejected").to_pylist()
     by_url = {r["url"]: r for r in rows}

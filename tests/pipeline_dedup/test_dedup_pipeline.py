@@ -6,7 +6,6 @@ the survivor rule (earliest capture, missing times last, then lowest id) and che
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
 import itertools
@@ -17,6 +16,7 @@ import pytest
 from pipeline.dedup import Dedup, ExactDedup, NearDedup
 from pipeline.dedup.normalize import text_hash, word_shingles
 from pipeline.document import REASON_DUPLICATE_EXACT, REASON_DUPLICATE_NEAR, REASON_LANGUAGE
+from pipeline.settings import DedupSettings
 
 CUTOFF = dt.datetime(2022, 11, 30, tzinfo=dt.UTC)
 
@@ -162,9 +162,8 @@ def test_planted_copies_keep_the_earliest_and_name_it(pages, doc_factory, mutato
 
 def test_exact_mode_leaves_near_copies(pages, doc_factory, mutator, at, run):
     planted = plant(pages[:8], doc_factory, mutator, at)
-    args = argparse.Namespace(dedup="exact", minhash_num_perm=128, minhash_threshold=0.8, minhash_ngram=5,
-                              reference_index=None)
-    out, _ = run(planted.docs, Dedup.from_options(args))
+    settings = DedupSettings(mode="exact")
+    out, _ = run(planted.docs, Dedup(settings))
     got = {d.id: d for d in out}
     assert not any(d.reason == REASON_DUPLICATE_NEAR for d in out)
     for i in planted.near_ids:
@@ -177,9 +176,8 @@ def test_exact_mode_leaves_near_copies(pages, doc_factory, mutator, at, run):
 def test_no_dedup_annotates_each_document_from_itself(pages, doc_factory, at, run):
     docs = [doc_factory("x1", pages[0], at(2020)), doc_factory("x2", pages[0], at(2024)),
             doc_factory("x3", pages[1], None), doc_factory("x4", "", at(2024)).reject("empty_text")]
-    args = argparse.Namespace(dedup="none", minhash_num_perm=128, minhash_threshold=0.8, minhash_ngram=5,
-                              reference_index=None)
-    out, _ = run(docs, Dedup.from_options(args))
+    settings = DedupSettings(mode="none")
+    out, _ = run(docs, Dedup(settings))
     got = {d.id: d for d in out}
     assert not any(d.rejected for d in out if d.id != "x4") and got["x4"].reason == "empty_text"
     assert (got["x1"].first_seen, got["x1"].content_provenance, got["x1"].content_provenance_source) == (

@@ -10,6 +10,7 @@ import pytest
 from pipeline import langid
 from pipeline.document import REASON_LANGUAGE
 from pipeline.langid import LanguageIdentifier, LanguageModelError, LanguageStep, check_language_model
+from pipeline.settings import LanguageSettings
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def test_newlines_and_bad_text_do_not_break_predict(identifier, cc_pages):
 
 
 def test_step_stores_language_and_rejects_by_policy(cc_pages, doc_factory, at):
-    step = LanguageStep(languages=["en", "de"], min_score=0.65)
+    step = LanguageStep(LanguageSettings(languages=("en", "de"), min_score=0.65))
     step.setup()
     by_lang = {}
     for page in cc_pages:
@@ -64,7 +65,7 @@ def test_default_keeps_every_language_above_the_score(cc_pages, doc_factory, at)
 
 
 def test_step_pickles_without_the_model(cc_pages):
-    step = LanguageStep(languages=["nl"])
+    step = LanguageStep(LanguageSettings(languages=("nl",)))
     step.setup()
     blob = pickle.dumps(step)
     assert len(blob) < 2000  # the 900 kB model is not in it
@@ -105,13 +106,13 @@ def test_check_refuses_missing_or_corrupt_models(tmp_path):
         with pytest.raises(LanguageModelError, match=f"truncated.*{where}"):
             check_language_model(str(truncated))
         with pytest.raises(LanguageModelError, match="truncated"):
-            LanguageStep(model_path=str(truncated)).setup()
+            LanguageStep(LanguageSettings(model=str(truncated))).setup()
     padded = tmp_path / "padded.ftz"
     padded.write_bytes(bundled + b"junk")
     with pytest.raises(LanguageModelError, match="followed by unexpected bytes"):
         check_language_model(str(padded))
     with pytest.raises(LanguageModelError, match="does not exist"):
-        LanguageStep(model_path=str(tmp_path / "nope.ftz")).setup()
+        LanguageStep(LanguageSettings(model=str(tmp_path / "nope.ftz"))).setup()
 
 
 def _patched_args(field: int, value: int) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline import quality
-from pipeline.quality import QualityStep, quality_signals
+from pipeline.quality import QualitySettings, QualityStep, quality_signals
 from pipeline.quality.signals import GROUP_FIELDS, GROUPS, c4_lines
 
 GOPHER_QUALITY_FIELDS = ("word_count", "mean_word_length", "alpha_word_fraction", "symbol_word_ratio",
@@ -55,18 +55,19 @@ def test_only_the_groups_asked_for_are_computed(doc_factory, at):
     text = "The cat sat on the mat and that was that. " * 20
     none = QualityStep().process(doc_factory("a", text, at(2020)))
     assert all(getattr(none, f) is None for f in quality.SIGNAL_FIELDS) and not QualityStep().active
-    c4 = QualityStep(preset="c4").process(doc_factory("b", text, at(2020)))
+    c4 = QualityStep(QualitySettings(preset="c4")).process(doc_factory("b", text, at(2020)))
     assert all(getattr(c4, f) is not None for f in GROUP_FIELDS["c4"])
     assert all(getattr(c4, f) is None for g in GROUPS if g != "c4" for f in GROUP_FIELDS[g])
-    words = QualityStep(min_words=3).process(doc_factory("c", text, at(2020)))  # --min-words needs the word count
+    # --min-words needs the word count
+    words = QualityStep(QualitySettings(min_words=3)).process(doc_factory("c", text, at(2020)))
     assert all(getattr(words, f) is not None for f in GOPHER_QUALITY_FIELDS)
-    extra = QualityStep(signals=("gopher-repetition",)).process(doc_factory("d", text, at(2020)))
+    extra = QualityStep(QualitySettings(signals=("gopher-repetition",))).process(doc_factory("d", text, at(2020)))
     assert extra.dup_10gram_char_fraction is not None and extra.word_count is None and not extra.rejected
 
 
 def test_real_english_pages_under_each_preset(aut_pages, doc_factory, at):
     for preset in ("gopher-quality", "gopher", "c4", "fineweb"):
-        step = QualityStep(preset=preset)
+        step = QualityStep(QualitySettings(preset=preset))
         passed = []
         for page in aut_pages:
             doc = step.process(doc_factory(page["url"], page["text"], at(2008)))
@@ -83,25 +84,25 @@ def test_c4_presets_rewrite_kept_text_to_c4_lines(doc_factory, at):
     body = "\n".join(f"Sentence number {i} is here and it ends well." for i in range(6))
     text = (f"Menu\nHome | About\n{body}\nPlease enable JavaScript to view the comments.\n"
             "Read our privacy policy now.\na line without an end mark")
-    c4 = QualityStep(preset="c4").process(doc_factory("a", text, at(2020)))
+    c4 = QualityStep(QualitySettings(preset="c4")).process(doc_factory("a", text, at(2020)))
     assert not c4.rejected and c4.text == body
-    fineweb = QualityStep(preset="fineweb").process(doc_factory("b", text, at(2020)))
+    fineweb = QualityStep(QualitySettings(preset="fineweb")).process(doc_factory("b", text, at(2020)))
     assert fineweb.c4_sentences == 6 and fineweb.c4_sentences_unpunctuated == 2  # 'Home | About', the last line
     # FineWeb's C4 keeps lines without an end mark, but not the short, javascript or policy ones.
     assert c4_lines(text).kept_text(terminal_punct_rule=False) == f"Home | About\n{body}\na line without an end mark"
 
 
 def test_min_words_policy(doc_factory, at):
-    step = QualityStep(min_words=5)
+    step = QualityStep(QualitySettings(min_words=5))
     short = step.process(doc_factory("a", "only three words", at(2020)))
     assert short.reason == quality.REASON_MIN_WORDS and short.detail == "3 < 5"
     assert short.word_count == 3
     assert not step.process(doc_factory("b", "now there are five words", at(2020))).rejected
-    assert not QualityStep().active and QualityStep(min_words=1).active
+    assert not QualityStep().active and QualityStep(QualitySettings(min_words=1)).active
 
 
 def test_unknown_preset_or_group_is_refused():
     with pytest.raises(ValueError, match="unknown quality preset"):
-        QualityStep(preset="refinedweb")
+        QualityStep(QualitySettings(preset="refinedweb"))
     with pytest.raises(ValueError, match="unknown quality signal groups"):
-        QualityStep(signals=("dolma",))
+        QualityStep(QualitySettings(signals=("dolma",)))

@@ -12,6 +12,7 @@ import schemas
 from pipeline.dedup import Dedup, NearDedup, ReferenceMatch, build_reference_index, index_main
 from pipeline.dedup.reference import BANDS_FILE, SIGNATURES_FILE, ReferenceIndexError, read_index_metadata
 from pipeline.document import REASON_DUPLICATE_EXACT, REASON_LANGUAGE
+from pipeline.settings import DedupSettings, MinHashSettings
 
 
 def _write_shard(path, docs) -> None:
@@ -97,16 +98,16 @@ def test_reference_match_alone(reference, doc_factory, at, run):
 def test_mismatching_or_missing_index_is_refused_before_work(reference, tmp_path):
     index = str(reference[0])
     with pytest.raises(ReferenceIndexError, match="num_perm: index 128 vs run 64"):
-        Dedup(num_perm=64, reference_index=index)
+        Dedup(DedupSettings(reference_index=index, minhash=MinHashSettings(num_perm=64)))
     with pytest.raises(ReferenceIndexError, match="ngram: index 5 vs run 3"):
-        Dedup(ngram=3, reference_index=index)
+        Dedup(DedupSettings(reference_index=index, minhash=MinHashSettings(ngram=3)))
     with pytest.raises(ReferenceIndexError, match="cannot read reference index"):
-        Dedup(reference_index=str(tmp_path / "nowhere"))
+        Dedup(DedupSettings(reference_index=str(tmp_path / "nowhere")))
     plain = tmp_path / "plain"
     plain.mkdir()
     pq.write_table(pq.read_table(reference[0] / BANDS_FILE).replace_schema_metadata(None), plain / BANDS_FILE)
     with pytest.raises(ReferenceIndexError, match="not a lowbackground reference index"):
-        Dedup(reference_index=str(plain))
+        Dedup(DedupSettings(reference_index=str(plain)))
 
 
 def test_index_main(reference, tmp_path, capsys):
