@@ -19,7 +19,6 @@ import datetime as dt
 import json
 
 import apache_beam as beam
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
@@ -30,26 +29,32 @@ from pipeline.dedup import Dedup, ReferenceIndexError
 from pipeline.document import utcnow
 from pipeline.ingest import ExtractText, ReadWarc, read_path_list
 from pipeline.langid import LanguageModelError, LanguageStep, check_language_model
-from pipeline.machine_policy import check_thresholds_file
-from pipeline.manifest import (
-    BEAM_FILES,
+from pipeline.layout import (
     INPUTS_FILE,
-    MANIFEST,
-    UnbalancedRun,
-    build_manifest,
-    check_balance,
+    MANIFEST_FILE,
+    THRESHOLDS_FILE,
+    check_writable,
+    delete,
+    exists,
+    join,
+    list_files,
+    prepare_output,
+    read_json,
     read_run_manifest,
-    write_manifest,
+    temporaries,
+    write_bytes,
 )
+from pipeline.machine_policy import check_thresholds_file
+from pipeline.manifest import UnbalancedRun, build_manifest, check_balance, write_manifest
 from pipeline.options import parse_curate_args
 from pipeline.policy import ContentPolicy
 from pipeline.quality import QualityStep
-from pipeline.scoring import THRESHOLDS_FILE, CalibrateAndDecide, ScoreCascade, detector_infos, release_detectors
+from pipeline.scoring import CalibrateAndDecide, ScoreCascade, detector_infos, release_detectors
 from pipeline.settings import CurateSettings, IngestSettings
-from pipeline.sinks import WriteShards, check_writable, join, prepare_output, write_atomically
+from pipeline.sinks import WriteShards
 from pipeline.stats import RunStats
 from pipeline.steps import ERRORS_TAG, NAMESPACE, ApplySteps
-from schemas.run import IncompleteRun, temporary_files
+from schemas.run import IncompleteRun
 
 MAX_DEFAULT_BUCKETS = 1024
 
@@ -62,7 +67,7 @@ def check_input_lists(paths: list[str]) -> None:
     """A path list that does not exist is a mistake in the command, not a damaged input: refuse it at start."""
     for path in paths:
         try:
-            found = FileSystems.exists(path)
+            found = exists(path)
         except Exception as exc:  # an unknown scheme, a filesystem that cannot be reached
             raise InputError(f"--input-list {path}: {exc}") from exc
         if not found:
@@ -73,7 +78,7 @@ def count_inputs(ingest: IngestSettings) -> int | None:
     n = 0
     for pattern in ingest.inputs:
         try:
-            n += len(FileSystems.match([pattern])[0].metadata_list)
+            n += len(list_files(pattern))
         except Exception:
             return None
     if ingest.input_lists:
@@ -88,7 +93,7 @@ def plan_inputs(ingest: IngestSettings) -> list[str] | None:
         return None
     paths: list[str] = []
     for pattern in ingest.inputs:
-        paths += sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+        paths += [f.path for f in list_files(pattern)]
     for path_list in ingest.input_lists:
         paths += read_path_list(path_list, ingest.input_base, ingest.max_files)
     return paths[: ingest.max_files]
@@ -123,9 +128,9 @@ def build(pipeline: beam.Pipeline, settings: CurateSettings, processed_at: dt.da
               | "AllErrors" >> beam.Flatten()
               | "StampErrors" >> beam.Map(_stamp_error, processed_at, version))
     _ = curated | "CountCurated" >> beam.Map(_count_curated)
-    _ = curated | "WriteCurated" >> WriteShards(output, "curated", num_buckets, sinks.shard_size)
-    _ = rejected | "WriteRejected" >> WriteShards(output, "rejected", num_buckets, sinks.shard_size)
-    _ = errors | "WriteErrors" >> WriteShards(output, "errors", num_buckets, sinks.shard_size)
+    _ = curated | "WriteCurated" >> WriteShards(sinks, "curated", num_buckets)
+    _ = rejected | "WriteRejected" >> WriteShards(sinks, "rejected", num_buckets)
+    _ = errors | "WriteErrors" >> WriteShards(sinks, "errors", num_buckets)
     _ = ({"documents": documents, "errors": errors}
          | "RunStats" >> RunStats(output, {"processed_at": processed_at.isoformat()}, thresholds))
     _ = (read["inputs"]
@@ -146,15 +151,12 @@ def _count_curated(doc) -> None:
 
 def _write_inputs(items: list[dict], output: str) -> None:
     data = "".join(json.dumps(item, sort_keys=True) + "\n" for item in sorted(items, key=lambda d: d["path"]))
-    write_atomically(join(output, INPUTS_FILE), lambda fh: fh.write(data.encode()))
+    write_bytes(join(output, INPUTS_FILE), data.encode())
 
 
 def read_thresholds(output: str) -> dict:
     path = join(output, THRESHOLDS_FILE)
-    if not FileSystems.exists(path):
-        return {}
-    with FileSystems.open(path) as fh:
-        return json.loads(fh.read())
+    return read_json(path) if exists(path) else {}
 
 
 def query_counters(result) -> dict[str, int]:
@@ -231,14 +233,14 @@ def finish_run(output: str, options: dict, metrics: dict[str, int], extra: dict,
     Files still under a temporary name mean a writer is running, or died: refused, unless the caller knows the
     job has finished (``job_finished``), when they are debris of failed or retried attempts and are deleted.
     """
-    leftovers = temporary_files(BEAM_FILES, output)
+    leftovers = temporaries(output)
     if leftovers and not job_finished:
         raise InputError(f"{output} holds {len(leftovers)} file(s) still under a temporary name (e.g. "
                          f"{leftovers[0]}): a writer may still be running. If the job has finished, run again with "
                          "--job-finished to delete them")
     if leftovers:
-        FileSystems.delete(leftovers)
-    if not FileSystems.exists(join(output, INPUTS_FILE)):
+        delete(leftovers)
+    if not exists(join(output, INPUTS_FILE)):
         raise InputError(f"{output} has no {INPUTS_FILE}: not a `lowbg curate` output folder, or the job has not "
                          "finished reading its inputs")
     extra = {**extra, "thresholds": read_thresholds(output)}
@@ -262,14 +264,14 @@ def build_manifest_parser() -> ArgumentParser:
 
 def _manifest(argv: list[str]) -> int:
     ns = build_manifest_parser().parse_args(argv)
-    if FileSystems.exists(join(ns.output, MANIFEST)):
+    if exists(join(ns.output, MANIFEST_FILE)):
         try:
             existing = read_run_manifest(ns.output)
         except IncompleteRun as exc:  # never silently replaced: it may be the only record of the run's options
             raise InputError(f"{exc}; if the run has finished, move that manifest away and run `lowbg manifest` "
                              "again to write a new one") from exc
         print(summary(existing))
-        print(f"manifest: {join(ns.output, MANIFEST)} is valid and names exactly the shards present")
+        print(f"manifest: {join(ns.output, MANIFEST_FILE)} is valid and names exactly the shards present")
         return 0
     try:
         manifest = finish_run(ns.output, {"output": ns.output, "note": "manifest written after the run"}, {}, {},
@@ -277,7 +279,7 @@ def _manifest(argv: list[str]) -> int:
     except UnbalancedRun as exc:
         raise UnbalancedRun(f"{exc}. If the job is still running, run this again once it has finished") from exc
     print(summary(manifest))
-    print(f"manifest: {join(ns.output, MANIFEST)}")
+    print(f"manifest: {join(ns.output, MANIFEST_FILE)}")
     return 0
 
 
@@ -310,7 +312,7 @@ def _curate(argv: list[str] | CurateSettings) -> int:
         print("job submitted; when it has finished, write its manifest with: lowbg manifest OUTPUT")
         return 0
     print(summary(manifest))
-    print(f"manifest: {join(settings.sinks.output, MANIFEST)}")
+    print(f"manifest: {join(settings.sinks.output, MANIFEST_FILE)}")
     return 0
 
 

@@ -19,26 +19,35 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 import schemas
-from common.cli import ArgumentParser, InputError, UsageError, run_command
+from common.cli import ArgumentParser, InputError, run_command
 from common.flags import add_flag
 from pipeline.document import REASON_MACHINE_GENERATED, REASON_UNCERTAIN, Document
+from pipeline.layout import (
+    THRESHOLDS_FILE,
+    basename,
+    check_separate,
+    check_writable,
+    exists,
+    join,
+    open_read,
+    prepare_output,
+    read_json,
+    read_run_manifest,
+    run_shards,
+    write_atomically,
+)
 from pipeline.machine_policy import DetectorInfo, MachinePolicy, calibration_keys, compute_thresholds
-from pipeline.manifest import check_balance, read_run_manifest, run_shards, write_manifest
+from pipeline.manifest import check_balance, write_manifest
 from pipeline.options import add_pipeline_flag
 from pipeline.settings import recorded_settings
-from pipeline.sinks import check_writable, join, prepare_output, write_atomically
 from pipeline.stats import RunStatsAccumulator, flags_for, write_stats
-from schemas.run import THRESHOLDS_FILE
 
 REDECIDED = frozenset({REASON_MACHINE_GENERATED, REASON_UNCERTAIN})
 KINDS = ("curated", "rejected")
@@ -59,32 +68,6 @@ def build_parser() -> ArgumentParser:
     return p
 
 
-def _normal(path: str) -> str:
-    """A comparable form of a folder: absolute and symlink-free locally, normalised for a URL."""
-    if "://" in path:
-        scheme, rest = path.split("://", 1)
-        return f"{scheme}://{posixpath.normpath('/' + rest).lstrip('/')}"
-    return os.path.realpath(os.path.abspath(path))
-
-
-def check_separate(source: str, output: str) -> None:
-    """Refuse an output that is the input folder, inside it, or around it: writing there would replace or mix
-    with the run being read (its manifest first of all)."""
-    a, b = _normal(source), _normal(output)
-    if a == b:
-        raise UsageError(f"--output {output} is the --input folder: it would replace the run being read; "
-                         "give a new folder")
-    if b.startswith(a.rstrip("/") + "/"):
-        raise UsageError(f"--output {output} is inside the --input run {source}; give a folder outside it")
-    if a.startswith(b.rstrip("/") + "/"):
-        raise UsageError(f"--output {output} contains the --input run {source}; give a folder outside it")
-
-
-def _read_json(path: str) -> dict:
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        return json.loads(fh.read())
-
-
 def check_thresholds_arg(path: str | None) -> None:
     if path is None:
         return
@@ -101,7 +84,7 @@ def check_thresholds_arg(path: str | None) -> None:
 
 def _rows(paths: list[str], kind: str) -> Iterator[tuple[str, list[dict]]]:
     for path in paths:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        with open_read(path) as fh:
             table = pq.read_table(fh)
         try:
             schemas.validate_table(table, kind)
@@ -131,11 +114,11 @@ def _source(run_dir: str, allow_incomplete: bool) -> tuple[dict | None, dict, di
             raise InputError(f"{run_dir} was not scored (no thresholds in its manifest): nothing to re-decide")
         return manifest, _options(manifest.get("options") or {}, old), old
     path = join(run_dir, THRESHOLDS_FILE)
-    if not FileSystems.exists(path):
+    if not exists(path):
         raise InputError(f"{run_dir} has neither a valid manifest nor {THRESHOLDS_FILE}: it was not scored or "
                          "stopped before calibration; nothing to re-decide")
     try:
-        old = _read_json(path)
+        old = read_json(path)
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: unreadable: {exc}") from exc
     return None, _options({}, old), old
@@ -182,7 +165,7 @@ def decide(run_dir: str | Path, output: str | Path, target_fpr: float | None = N
     stats = RunStatsAccumulator()  # stats/ of the new split, from the same rows (pipeline/stats.py)
     for kind in KINDS:
         for path, rows in _rows(shards[kind], kind):
-            name = FileSystems.split(path)[1]
+            name = basename(path)
             for row in rows:
                 records_in += 1
                 doc = Document.from_row(row)

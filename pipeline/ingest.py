@@ -22,13 +22,12 @@ import os
 from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from common.hashing import in_sample
 from pipeline.document import ERROR_OPEN, ERROR_PARSE, ErrorRecord
 from pipeline.extract import record_to_document
+from pipeline.layout import list_files, open_read
 from pipeline.manifest import LIST_STAGE
 from pipeline.settings import IngestSettings, ProvenanceSettings
 from pipeline.steps import ERRORS_TAG, NAMESPACE, error_counter
@@ -38,13 +37,9 @@ SKIPPED_TAG = "skipped"
 INPUTS_TAG = "inputs"
 
 
-def open_raw(path: str):
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-
-
 def read_path_list(path: str, base: str = "", limit: int | None = None) -> list[str]:
     """Read a Common Crawl path list (e.g. ``warc.paths.gz``) on the launcher, up to ``limit`` lines."""
-    with open_raw(path) as raw:
+    with open_read(path) as raw:
         data = raw.read()
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
@@ -72,7 +67,7 @@ class _ExpandPattern(beam.DoFn):
 
     def process(self, pattern: str):
         try:
-            matches = FileSystems.match([pattern])[0].metadata_list
+            matches = list_files(pattern)
         except Exception as exc:  # bad scheme, missing bucket, permission: report, keep the job alive
             error_counter(ERROR_OPEN).inc()
             yield beam.pvalue.TaggedOutput(ERRORS_TAG, ErrorRecord.from_exception(
@@ -83,9 +78,9 @@ class _ExpandPattern(beam.DoFn):
             yield beam.pvalue.TaggedOutput(ERRORS_TAG, ErrorRecord(
                 warc_file=pattern, stage=LIST_STAGE, reason=ERROR_OPEN, message="pattern matched no file"))
             return
-        for meta in sorted(matches, key=lambda m: m.path):
-            if in_sample(meta.path, self.sample_fraction):
-                yield meta.path, meta.size_in_bytes
+        for found in matches:
+            if in_sample(found.path, self.sample_fraction):
+                yield found.path, found.size
 
 
 FINGERPRINT_BYTES = 64 * 1024
@@ -98,7 +93,7 @@ def fingerprint(path: str, size: int | None) -> tuple:
     A file that cannot be opened gets a key of its own (the reader reports why it cannot be read).
     """
     try:
-        with open_raw(path) as fh:
+        with open_read(path) as fh:
             if size is None:
                 size = fh.seek(0, os.SEEK_END)
                 fh.seek(0)
@@ -114,7 +109,7 @@ def fingerprint(path: str, size: int | None) -> tuple:
 def full_sha256(path: str) -> str | None:
     sha = hashlib.sha256()
     try:
-        with open_raw(path) as fh:
+        with open_read(path) as fh:
             while chunk := fh.read(1 << 20):
                 sha.update(chunk)
     except Exception:  # noqa: BLE001 - the reader reports it
@@ -169,7 +164,7 @@ class _ReadFiles(beam.DoFn):
 
     def process(self, element: tuple[str, int | None, int]) -> Iterable:
         path, size, listed = element
-        for item in WarcFileReader(path, open_raw, size, self.max_payload_bytes):
+        for item in WarcFileReader(path, open_read, size, self.max_payload_bytes):
             if isinstance(item, WarcRecord):
                 self.records.inc()
                 yield item

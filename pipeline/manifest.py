@@ -13,15 +13,11 @@ from collections import Counter
 from importlib import metadata
 
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 
 import schemas
 from common.cli import RunFailed
-from pipeline.sinks import join, write_atomically
-from schemas.run import INPUTS_FILE, MANIFEST_FILE, IncompleteRun, read_finished_manifest, shard_paths
+from pipeline.layout import INPUTS_FILE, MANIFEST_FILE, finished_shards, join, open_read, relative_shard, write_bytes
 
-MANIFEST = MANIFEST_FILE
 LIST_STAGE = "list"
 
 
@@ -29,58 +25,12 @@ class UnbalancedRun(RunFailed):
     """records_in != curated + rejected + skipped + errors: something was lost or counted twice."""
 
 
-class BeamFiles:
-    """:class:`schemas.run.RunFiles` through Beam's FileSystems: local paths, gs://, s3://, ..."""
-
-    def join(self, base: str, *parts: str) -> str:
-        return FileSystems.join(base, *parts)
-
-    def split(self, path: str) -> tuple[str, str]:
-        return FileSystems.split(path.rstrip("/") if "://" in path else path)
-
-    def exists(self, path: str) -> bool:
-        return FileSystems.exists(path)
-
-    def read_bytes(self, path: str) -> bytes:
-        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            return fh.read()
-
-    def glob(self, pattern: str) -> list[str]:
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-
-
-BEAM_FILES = BeamFiles()
-
-
-def list_shards(output: str, kind: str) -> list[str]:
-    """The finished shards of one kind in ``output`` as listed now (temporary files excluded)."""
-    return shard_paths(BEAM_FILES, output, kind)
-
-
-def read_run_manifest(run_dir: str, allow_incomplete: bool = False) -> dict | None:
-    """The manifest of the finished run in ``run_dir`` (any Beam filesystem), checked as :mod:`schemas.run`
-    says; :class:`IncompleteRun` when there is none that is valid, or None with ``allow_incomplete``."""
-    try:
-        return read_finished_manifest(run_dir, BEAM_FILES)
-    except IncompleteRun:
-        if allow_incomplete:
-            return None
-        raise
-
-
-def run_shards(run_dir: str, kind: str, manifest: dict | None) -> list[str]:
-    """The shards of one kind to read: those the manifest names, or (no manifest) the finished ones present."""
-    if manifest is None:
-        return list_shards(run_dir, kind)
-    return [join(run_dir, p) for p in manifest["shards"].get(kind, [])]
-
-
 def count_shards(output: str, kind: str) -> tuple[int, Counter, Counter, list[str]]:
     """(rows, rows by reason, error rows by stage, shard paths) of one kind, from the Parquet files' columns."""
-    total, reasons, stages, paths = 0, Counter(), Counter(), list_shards(output, kind)
+    total, reasons, stages, paths = 0, Counter(), Counter(), finished_shards(output, kind)
     columns = {"curated": [], "rejected": ["reason"], "errors": ["reason", "stage"]}[kind]
     for path in paths:
-        with FileSystems.open(path) as fh:
+        with open_read(path) as fh:
             table = pq.read_table(fh, columns=columns)
         total += table.num_rows
         if "reason" in columns:
@@ -91,7 +41,7 @@ def count_shards(output: str, kind: str) -> tuple[int, Counter, Counter, list[st
 
 
 def read_inputs(output: str) -> list[dict]:
-    with FileSystems.open(join(output, INPUTS_FILE), compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+    with open_read(join(output, INPUTS_FILE)) as fh:
         return sorted((json.loads(line) for line in fh.read().decode().splitlines() if line.strip()),
                       key=lambda d: d["path"])
 
@@ -139,17 +89,13 @@ def build_manifest(output: str, options: dict, metrics: dict[str, int] | None, e
         "counts": counts,
         "balanced": records_in == curated + rejected + sum(skipped.values()) + errors,
         "metrics": dict(sorted((metrics or {}).items())),
-        "shards": {"curated": _relative("curated", curated_paths),
-                   "rejected": _relative("rejected", rejected_paths), "errors": _relative("errors", error_paths)},
+        "shards": {"curated": [relative_shard("curated", p) for p in curated_paths],
+                   "rejected": [relative_shard("rejected", p) for p in rejected_paths],
+                   "errors": [relative_shard("errors", p) for p in error_paths]},
     }
     if extra:
         manifest.update(extra)
     return manifest
-
-
-def _relative(kind: str, paths: list[str]) -> list[str]:
-    """Shard paths as the manifest names them: relative to the run folder, whatever the filesystem."""
-    return [f"{kind}/{FileSystems.split(p)[1]}" for p in paths]
 
 
 def check_balance(manifest: dict) -> None:
@@ -166,4 +112,4 @@ def write_manifest(output: str, manifest: dict) -> str:
     """Write ``manifest.json`` atomically: after this returns it is complete; if it raises there is none (or the
     previous one, untouched). Call it last, after every other file of the run is in place."""
     data = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode()
-    return write_atomically(join(output, MANIFEST), lambda fh: fh.write(data))
+    return write_bytes(join(output, MANIFEST_FILE), data)

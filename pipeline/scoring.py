@@ -30,6 +30,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from detectors.base import Detector, estimate_tokens
 from detectors.registry import build_detector, canonical_name
 from pipeline.document import ERROR_SCORING, Document, ErrorRecord
+from pipeline.layout import THRESHOLDS_FILE, join, write_bytes
 from pipeline.machine_policy import (
     DetectorInfo,
     MachinePolicy,
@@ -39,11 +40,9 @@ from pipeline.machine_policy import (
     stable_fraction,
 )
 from pipeline.settings import DecisionSettings, ScoringSettings
-from pipeline.sinks import join, write_atomically
 from pipeline.steps import NAMESPACE, error_counter, reject_counter
 
 CHEAP_DETECTORS = frozenset({"fasttext"})
-THRESHOLDS_FILE = "_thresholds.json"  # schemas.run.THRESHOLDS_FILE
 CALIBRATION_SAMPLE = 100_000  # per (detector, language): an exact quantile over a bounded, deterministic sample
 SORTING_POOL_PASSES = 8  # forward passes' worth of text per RunInference batch
 
@@ -250,4 +249,4 @@ def _decide(doc: Document, policy: MachinePolicy, thresholds: dict) -> Document:
 
 def _write_thresholds(thresholds: dict, output: str) -> None:
     data = json.dumps(thresholds, indent=2, sort_keys=True).encode()
-    write_atomically(join(output, THRESHOLDS_FILE), lambda fh: fh.write(data))
+    write_bytes(join(output, THRESHOLDS_FILE), data)

@@ -49,13 +49,10 @@ import schemas
 from detectors.base import HIGHER_IS_MACHINE
 from pipeline import quality
 from pipeline.document import REASON_MACHINE_GENERATED, REASON_UNCERTAIN, Document, ErrorRecord
-from pipeline.sinks import join, write_atomically
+from pipeline.layout import STATS_FILE, WORDS_FILE, join, write_bytes
 
 FORMAT = "lowbackground.run-stats/1"
 WORDS_FORMAT = "lowbackground.run-words/1"
-STATS_DIR = "stats"
-STATS_FILE = "stats/stats.json"
-WORDS_FILE = "stats/words.json.gz"
 
 PRE, POST, POST_OLD, UNKNOWN = "pre_cutoff", "post_cutoff", "post_cutoff_old_content", "unknown"
 ERAS = (PRE, POST, POST_OLD, UNKNOWN)
@@ -666,9 +663,9 @@ def write_stats(output: str, stats: dict, words: dict) -> None:
     """Write ``stats/words.json.gz`` then ``stats/stats.json`` (each atomically; stats.json, which names the words
     file, last)."""
     words_bytes = gzip.compress(json.dumps(words, sort_keys=True).encode(), mtime=0)
-    write_atomically(join(output, WORDS_FILE), lambda fh: fh.write(words_bytes))
+    write_bytes(join(output, WORDS_FILE), words_bytes)
     stats_bytes = json.dumps(stats, indent=1, sort_keys=True, default=str).encode()
-    write_atomically(join(output, STATS_FILE), lambda fh: fh.write(stats_bytes))
+    write_bytes(join(output, STATS_FILE), stats_bytes)
 
 
 def stats_of_documents(documents, thresholds: dict | None) -> RunStatsAccumulator:

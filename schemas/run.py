@@ -1,9 +1,10 @@
 """The run-completion contract: what marks a `lowbg curate` (or `lowbg decide`) output folder as a finished run.
 
-A run folder holds ``curated/``, ``rejected/`` and ``errors/`` Parquet shards, ``_inputs.jsonl`` (what was read)
-and, written last, ``manifest.json``. Every one of these files is written under a temporary name (``.tmp-...``,
-hidden from ``*`` globs and from pyarrow datasets) and renamed into place, so a file that has its final name is
-complete. A run is *finished* when:
+A run folder holds ``curated/``, ``rejected/`` and ``errors/`` Parquet shards (named by :func:`shard_name`),
+``_inputs.jsonl`` (what was read), ``_thresholds.json`` (a scored run's thresholds), ``stats/`` (the run
+statistics) and, written last, ``manifest.json``; `lowbg report` adds ``report/``. Every one of these files is
+written under a temporary name (``.tmp-...``, hidden from ``*`` globs and from pyarrow datasets) and renamed into
+place, so a file that has its final name is complete. A run is *finished* when:
 
 * its ``manifest.json`` exists, parses as a JSON object and names a schema version this reader knows;
 * its counts are whole numbers that balance: ``records_in = curated + rejected + sum(skipped) + errors``, and it
@@ -15,9 +16,9 @@ killed: never one to read as if it were complete. Every command that reads a run
 otherwise (:class:`IncompleteRun`), unless the user says the run finished elsewhere (the readers'
 ``--allow-incomplete`` flag).
 
-This module is Beam-free, so `collapse/` and `detectors/` can use it. It reads files through a :class:`RunFiles`
-(``LOCAL_FILES`` by default); ``pipeline`` passes one backed by Beam's FileSystems, so the same rules apply to
-``gs://`` and ``s3://`` runs.
+This module is Beam-free, so `collapse/` and `detectors/` can use it, and it owns the plain names of a run's files.
+It reads files through a :class:`RunFiles` (``LOCAL_FILES`` by default); :mod:`pipeline.layout` passes one backed
+by Beam's FileSystems, so the same rules apply to ``gs://`` and ``s3://`` runs.
 """
 
 from __future__ import annotations
@@ -30,12 +31,24 @@ from typing import Protocol
 
 from schemas import KINDS, SCHEMA_VERSION
 
+# The names of a run folder's files (pipeline/layout.py joins, lists, reads and writes them through Beam's
+# FileSystems; collapse/ reads them locally through this module).
 MANIFEST_FILE = "manifest.json"
-INPUTS_FILE = "_inputs.jsonl"
-THRESHOLDS_FILE = "_thresholds.json"
+INPUTS_FILE = "_inputs.jsonl"  # one line per input file: what was read, its counts and notes
+THRESHOLDS_FILE = "_thresholds.json"  # the run's detector thresholds, written by the decision stage
+STATS_DIR = "stats"
+STATS_FILE = "stats/stats.json"  # the run statistics (pipeline/stats.py)
+WORDS_FILE = "stats/words.json.gz"  # word document-frequencies of the same statistics
+REPORT_DIR = "report"  # `lowbg report`'s default output
 TMP_PREFIX = ".tmp-"  # temporary names of files being written; renamed into place when complete
 SHARD_KINDS = KINDS
 SHARD_GLOB = "part-*.parquet"
+RUN_FOLDERS = (*SHARD_KINDS, STATS_DIR, REPORT_DIR)  # what a run folder holds besides its top-level files
+
+
+def shard_name(kind: str, bucket: int, chunk: int) -> str:
+    """A shard's path in its run folder: ``<kind>/part-<bucket:05d>-<chunk:04d>.parquet``."""
+    return f"{kind}/part-{bucket:05d}-{chunk:04d}.parquet"
 # Manifest schema versions this reader understands: the shard schema version (schemas.read_shard refuses others).
 KNOWN_SCHEMA_VERSIONS = frozenset({SCHEMA_VERSION})
 ALLOW_INCOMPLETE_HINT = "give --allow-incomplete to read it anyway"

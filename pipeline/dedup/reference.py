@@ -31,7 +31,6 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 
 from common.cli import ArgumentParser, InputError, run_command
 from pipeline.dedup.cluster import PRE_CUTOFF, to_us
@@ -42,6 +41,21 @@ from pipeline.dedup.minhash import (
     MinHasher,
     band_keys,
     optimal_bands,
+)
+from pipeline.layout import (
+    BEAM_FILES,
+    TMP_PREFIX,
+    basename,
+    check_writable,
+    exists,
+    is_url,
+    join,
+    list_files,
+    match_files,
+    open_read,
+    read_run_manifest,
+    run_shards,
+    write_atomically,
 )
 from pipeline.settings import MinHashSettings
 
@@ -67,15 +81,11 @@ def index_params(minhash: MinHashSettings) -> dict:
             "band_hash": BAND_HASH_VERSION, "shingles": SHINGLES_VERSION}
 
 
-def _join(base: str, name: str) -> str:
-    return FileSystems.join(base, name)
-
-
 def read_index_metadata(index_path: str) -> dict:
     """The parameters stored in an index (from bands.parquet's metadata)."""
-    path = _join(index_path, BANDS_FILE)
+    path = join(index_path, BANDS_FILE)
     try:
-        with FileSystems.open(path) as fh:
+        with open_read(path) as fh:
             meta = pq.ParquetFile(fh).schema_arrow.metadata or {}
     except Exception as exc:  # missing file, not Parquet, permission: all the same to the user
         raise ReferenceIndexError(f"cannot read reference index {path}: {exc}") from exc
@@ -97,19 +107,9 @@ def check_reference_index(index_path: str, minhash: MinHashSettings) -> dict:
     return found
 
 
-def _expand(patterns: Sequence[str]) -> list[str]:
-    paths: list[str] = []
-    for pattern in patterns:
-        matched = [m.path for r in FileSystems.match([pattern]) for m in r.metadata_list]
-        if not matched:
-            raise FileNotFoundError(f"no file matches {pattern}")
-        paths.extend(sorted(matched))
-    return paths
-
-
 def _pre_cutoff_rows(path: str, batch_rows: int):
     """(ids, texts, first_seen µs) of the pre-cutoff documents of one shard, in batches."""
-    with FileSystems.open(path) as fh:
+    with open_read(path) as fh:
         try:
             pf = pq.ParquetFile(fh)
         except (pa.ArrowException, OSError) as exc:
@@ -147,7 +147,7 @@ def build_reference_index(shard_paths: Sequence[str], output_dir: str,
     firsts: list[int] = []
     sigs: list[np.ndarray] = []
     read = 0
-    for path in _expand(shard_paths):
+    for path in match_files(list(shard_paths)):
         for b_ids, b_texts, b_firsts in _pre_cutoff_rows(path, batch_rows):
             read += len(b_ids)
             values, ok = hasher.signatures(b_texts)
@@ -184,10 +184,8 @@ def build_reference_index(shard_paths: Sequence[str], output_dir: str,
         "first_seen": pa.array(first_arr[used], pa.int64()).cast(_TS),
         "signature": pa.array([sig_le[i].tobytes() for i in used], pa.binary())},
         schema=SIGNATURES_SCHEMA.with_metadata(meta))
-    from pipeline.sinks import write_atomically  # (here: workers that only read an index need no sinks)
-
     for name, table in ((SIGNATURES_FILE, sigs_table), (BANDS_FILE, bands_table)):  # bands, the marker, last
-        write_atomically(_join(output_dir, name), lambda fh, table=table: pq.write_table(table, fh, compression="zstd"))
+        write_atomically(join(output_dir, name), lambda fh, table=table: pq.write_table(table, fh, compression="zstd"))
     return {"pre_cutoff_read": read, "indexed": int(len(used)), "too_short": read - n, "band_keys": int(len(doc))}
 
 
@@ -209,7 +207,7 @@ class ReadReferenceBands(beam.PTransform):
 
     def expand(self, pbegin):
         return (pbegin
-                | "Read" >> beam.io.ReadFromParquet(_join(self.index_path, BANDS_FILE))
+                | "Read" >> beam.io.ReadFromParquet(join(self.index_path, BANDS_FILE))
                 | "Key" >> beam.Map(_band_row))
 
 
@@ -222,7 +220,7 @@ class ReadReferenceSignatures(beam.PTransform):
 
     def expand(self, pbegin):
         return (pbegin
-                | "Read" >> beam.io.ReadFromParquet(_join(self.index_path, SIGNATURES_FILE))
+                | "Read" >> beam.io.ReadFromParquet(join(self.index_path, SIGNATURES_FILE))
                 | "Key" >> beam.Map(_signature_row))
 
 
@@ -242,36 +240,37 @@ def build_index_parser() -> ArgumentParser:
 
 
 def _folder_key(path: str) -> str:
-    return path.rstrip("/") if "://" in path else os.path.abspath(path)
+    return path.rstrip("/") if is_url(path) else os.path.abspath(path)
+
+
+def _parquet_in(path: str) -> str:
+    """A folder (a local directory, or an object-store prefix that holds Parquet files but is no file itself)
+    means its Parquet files; anything else is a path or a pattern as it is."""
+    if is_url(path):
+        folder = join(path, "*.parquet")
+        return folder if not exists(path) and list_files(folder) else path
+    return os.path.join(path, "*.parquet") if os.path.isdir(path) else path
 
 
 def shard_inputs(path: str, allow_incomplete: bool = False) -> list[str]:
     """What one ``--input`` means, as patterns or paths: a run folder, its curated shards (those its manifest
     names); a path or pattern inside a run, its finished shards, once the run is known to be finished; a plain
     folder, its Parquet files; anything else, itself. Raises :class:`schemas.run.IncompleteRun`."""
-    from pipeline.manifest import BEAM_FILES, read_run_manifest, run_shards
-    from schemas.run import TMP_PREFIX, run_root_of
+    from schemas.run import run_root_of
 
     root = run_root_of(path, BEAM_FILES)
     if root is None:
-        if "://" not in path and os.path.isdir(path):
-            return [os.path.join(path, "*.parquet")]
-        return [path]
-    manifest = read_run_manifest(root, allow_incomplete)
-    if _folder_key(root) == _folder_key(path):
-        return run_shards(root, "curated", manifest)
-    pattern = path
-    if "://" not in path and os.path.isdir(path):
-        pattern = os.path.join(path, "*.parquet")
-    matched = [p for p in _expand([pattern]) if not FileSystems.split(p)[1].startswith(TMP_PREFIX)]
+        return [_parquet_in(path)]
+    manifest = read_run_manifest(str(root), allow_incomplete)
+    if _folder_key(str(root)) == _folder_key(path):
+        return run_shards(str(root), "curated", manifest)
+    matched = [p for p in match_files([_parquet_in(path)]) if not basename(p).startswith(TMP_PREFIX)]
     if not matched:
         raise FileNotFoundError(f"no finished shard matches {path}")
     return matched
 
 
 def _index(argv: list[str]) -> int:
-    from pipeline.sinks import check_writable
-
     argv = list(argv)
     if argv[:1] == ["build"]:
         argv = argv[1:]

@@ -18,17 +18,13 @@ import datetime as dt
 import json
 import sys
 
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-
+from pipeline.layout import REPORT_DIR, join, write_bytes
 from pipeline.report.analysis import MIN_GROUP, TOP_HOSTS, analyse, compare
 from pipeline.report.load import RunData, load_run
 from pipeline.report.render import Doc, html_page, markdown_page, render_compare, render_run
-from pipeline.sinks import TMP_PREFIX, join
 from schemas.run import IncompleteRun
 
 REPORT_FORMAT = "lowbackground.report/1"
-REPORT_DIR = "report"
 FILES = ("index.html", "report.md", "report.json")
 
 
@@ -68,23 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _write(folder: str, name: str, data: bytes) -> str:
-    final = join(folder, name)
-    temporary = join(folder, TMP_PREFIX + name)
-    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        fh.write(data)
-    if FileSystems.exists(final):
-        FileSystems.delete([final])
-    FileSystems.rename([temporary], [final])
-    return final
-
-
 def write_report(folder: str, html_text: str, md_text: str, data: dict) -> list[str]:
     payload = {"format": REPORT_FORMAT, "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                **data}
-    return [_write(folder, "report.json", json.dumps(payload, indent=1, default=str, allow_nan=False).encode()),
-            _write(folder, "report.md", md_text.encode()),
-            _write(folder, "index.html", html_text.encode())]
+    return [write_bytes(join(folder, "report.json"), json.dumps(payload, indent=1, default=str,
+                                                                allow_nan=False).encode()),
+            write_bytes(join(folder, "report.md"), md_text.encode()),
+            write_bytes(join(folder, "index.html"), html_text.encode())]
 
 
 def report(runs: list[str], output: str | None = None, baseline: str | None = None, tprs: dict | None = None,

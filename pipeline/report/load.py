@@ -11,12 +11,9 @@ import gzip
 import json
 from dataclasses import dataclass, field
 
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-
-from pipeline.sinks import join
-from pipeline.stats import FORMAT, STATS_FILE, WORDS_FILE, WORDS_FORMAT
-from schemas.run import MANIFEST_FILE, IncompleteRun, check_manifest
+from pipeline.layout import MANIFEST_FILE, STATS_FILE, WORDS_FILE, exists, join, read_bytes
+from pipeline.stats import FORMAT, WORDS_FORMAT
+from schemas.run import IncompleteRun, check_manifest
 
 
 @dataclass
@@ -33,10 +30,7 @@ class RunData:
 
 
 def _read(path: str) -> bytes | None:
-    if not FileSystems.exists(path):
-        return None
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        return fh.read()
+    return read_bytes(path) if exists(path) else None
 
 
 def _same_run(manifest: dict | None, stats: dict) -> str | None:

@@ -217,7 +217,7 @@ def _no_reading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("input was read before the output folder was checked")
 
-    monkeypatch.setattr(pipeline.ingest, "open_raw", refuse)
+    monkeypatch.setattr(pipeline.ingest, "open_read", refuse)
     monkeypatch.setattr(pipeline.ingest, "read_path_list", refuse)
     monkeypatch.setattr("pipeline.curate.read_path_list", refuse)
     monkeypatch.setattr("pipeline.decide._rows", refuse)
