@@ -178,7 +178,8 @@ def _pipeline(warc: Path, output: Path, with_stages: bool) -> int:
             "--detectors", "none", "--direct_running_mode=in_memory", "--direct_num_workers=1", *stages]
     subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     manifest = json.loads((output / "manifest.json").read_text())
-    return int(manifest["metrics"]["documents_extracted"])
+    extract = manifest["metrics"]["extract"]
+    return int(extract.get("kept", 0) + sum(n for name, n in extract.items() if name.startswith("rejected_")))
 
 
 def bench_end_to_end(records: int) -> dict:

@@ -1,10 +1,13 @@
 """`lowbg curate`: build and run the curation pipeline, then write and check the manifest.
 
-Graph: ReadWarc -> ExtractText -> per-document steps (content policy, language, quality) -> Dedup
-(exact, reference, near) -> ScoreCascade (detectors) -> CalibrateAndDecide -> Parquet sinks, and RunStats (the
-``stats/`` aggregates, pipeline/stats.py) over the same documents and errors. Every branch that
-can fail has an errors output; all of them meet in the errors shards. The manifest is written last, by the
-launcher, after the job has finished (the run-completion contract, :mod:`schemas.run`).
+Graph: ReadWarc -> ExtractText -> DocumentSteps (content policy, language, quality) -> Dedup (exact, reference,
+near) -> ScoreCascade (detectors) -> CalibrateAndDecide -> Parquet sinks, and RunStats (the ``stats/``
+aggregates, pipeline/stats.py) over the same documents and errors. Each stage follows :mod:`pipeline.steps`'
+contract: its kept documents go on to the next stage, the documents it rejects leave there for the rejected
+shards, and its errors go to the errors shards; what the last stage keeps is curated. Each stage is built from
+its own part of the typed settings (:mod:`pipeline.settings`), parsed once from the command line. The manifest
+is written last, by the launcher, after the job has finished (the run-completion contract, :mod:`schemas.run`),
+with the settings recorded whole and the stages' counters by stage.
 
 Before any input is read, the launcher refuses what cannot work (exit 2, one line): a bad command line
 (:mod:`pipeline.options`), an output folder that cannot be written or already holds a run, a missing
@@ -53,7 +56,7 @@ from pipeline.scoring import CalibrateAndDecide, ScoreCascade, detector_infos, r
 from pipeline.settings import CurateSettings, IngestSettings
 from pipeline.sinks import WriteShards
 from pipeline.stats import RunStats
-from pipeline.steps import ERRORS_TAG, NAMESPACE, ApplySteps
+from pipeline.steps import ERRORS, KEPT, NAMESPACE, REJECTED_TAG, DocumentSteps
 from schemas.run import IncompleteRun
 
 MAX_DEFAULT_BUCKETS = 1024
@@ -107,30 +110,30 @@ def document_steps(settings: CurateSettings) -> list:
 
 def build(pipeline: beam.Pipeline, settings: CurateSettings, processed_at: dt.datetime, num_buckets: int,
           detectors: list, dedup: Dedup) -> None:
+    """The graph (module docstring): each stage's kept documents go to the next stage, its rejected documents to
+    the rejected shards and its errors to the errors shards (:mod:`pipeline.steps`' stage contract)."""
     version = schemas.package_version()
     output, sinks = settings.sinks.output, settings.sinks
     read = pipeline | "ReadWarc" >> ReadWarc(settings.ingest, plan_inputs(settings.ingest))
-    extracted = read["records"] | "ExtractText" >> ExtractText(settings.provenance, processed_at, version)
-    stepped = extracted["documents"] | "DocumentSteps" >> beam.ParDo(ApplySteps(document_steps(settings))).with_outputs(
-        ERRORS_TAG, main="documents")
-    documents = stepped.documents | "Dedup" >> dedup
-    error_branches = [read["errors"], extracted["errors"], stepped[ERRORS_TAG]]
+    stages = [read["records"] | "ExtractText" >> ExtractText(settings.provenance, processed_at, version)]
+    stages.append(stages[-1][KEPT] | "DocumentSteps" >> DocumentSteps(document_steps(settings)))
+    stages.append(stages[-1][KEPT] | "Dedup" >> dedup)
     thresholds = None
     if settings.scoring.detectors:
-        scored = documents | "ScoreCascade" >> ScoreCascade(settings.scoring)
-        error_branches.append(scored["errors"])
+        stages.append(stages[-1][KEPT] | "ScoreCascade" >> ScoreCascade(settings.scoring))
         decide = CalibrateAndDecide(settings.decision, detectors, output)
-        documents = scored["documents"] | "CalibrateAndDecide" >> decide
+        stages.append(stages[-1][KEPT] | "CalibrateAndDecide" >> decide)
         thresholds = decide.thresholds
 
-    curated, rejected = documents | "SplitDecision" >> beam.Partition(lambda doc, _: int(doc.rejected), 2)
-    errors = (error_branches
+    curated = stages[-1][KEPT]
+    rejected = [stage[REJECTED_TAG] for stage in stages if REJECTED_TAG in stage] | "AllRejected" >> beam.Flatten()
+    errors = ([read["errors"]] + [stage[ERRORS] for stage in stages if ERRORS in stage]
               | "AllErrors" >> beam.Flatten()
               | "StampErrors" >> beam.Map(_stamp_error, processed_at, version))
-    _ = curated | "CountCurated" >> beam.Map(_count_curated)
     _ = curated | "WriteCurated" >> WriteShards(sinks, "curated", num_buckets)
     _ = rejected | "WriteRejected" >> WriteShards(sinks, "rejected", num_buckets)
     _ = errors | "WriteErrors" >> WriteShards(sinks, "errors", num_buckets)
+    documents = (curated, rejected) | "AllDocuments" >> beam.Flatten()
     _ = ({"documents": documents, "errors": errors}
          | "RunStats" >> RunStats(output, {"processed_at": processed_at.isoformat()}, thresholds))
     _ = (read["inputs"]
@@ -145,10 +148,6 @@ def _stamp_error(error, processed_at: dt.datetime, version: str):
     return error
 
 
-def _count_curated(doc) -> None:
-    beam.metrics.Metrics.counter(NAMESPACE, "curated").inc()
-
-
 def _write_inputs(items: list[dict], output: str) -> None:
     data = "".join(json.dumps(item, sort_keys=True) + "\n" for item in sorted(items, key=lambda d: d["path"]))
     write_bytes(join(output, INPUTS_FILE), data.encode())
@@ -159,17 +158,22 @@ def read_thresholds(output: str) -> dict:
     return read_json(path) if exists(path) else {}
 
 
-def query_counters(result) -> dict[str, int]:
-    """Our namespace's counters as the runner reports them (some portable runners report none)."""
+def query_counters(result) -> dict[str, dict[str, int]]:
+    """Our stages' counters as the runner reports them, by stage (some portable runners report none)."""
     try:
-        counters = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]
+        counters = result.metrics().query(MetricsFilter())["counters"]
     except Exception:  # a runner without metrics support: the on-disk counts still decide the balance
         return {}
-    totals: dict[str, int] = {}
+    prefix = f"{NAMESPACE}."
+    totals: dict[str, dict[str, int]] = {}
     for c in counters:
+        namespace = c.key.metric.namespace or ""
+        if not namespace.startswith(prefix):
+            continue
         value = c.committed if c.committed is not None else c.attempted
-        totals[c.key.metric.name] = totals.get(c.key.metric.name, 0) + int(value or 0)
-    return totals
+        stage = totals.setdefault(namespace[len(prefix):], {})
+        stage[c.key.metric.name] = stage.get(c.key.metric.name, 0) + int(value or 0)
+    return {stage: dict(sorted(names.items())) for stage, names in sorted(totals.items())}
 
 
 def run_curate(argv: list[str] | CurateSettings) -> dict:
@@ -227,7 +231,8 @@ def run_curate(argv: list[str] | CurateSettings) -> dict:
     return finish_run(output, settings.to_json(), query_counters(result), extra, job_finished=True)
 
 
-def finish_run(output: str, options: dict, metrics: dict[str, int], extra: dict, job_finished: bool = False) -> dict:
+def finish_run(output: str, options: dict, metrics: dict[str, dict[str, int]], extra: dict,
+               job_finished: bool = False) -> dict:
     """Build the manifest from what is on disk, fail loudly unless it balances, then write it (last).
 
     Files still under a temporary name mean a writer is running, or died: refused, unless the caller knows the

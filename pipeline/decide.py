@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import schemas
 from common.cli import ArgumentParser, InputError, run_command
 from common.flags import add_flag
-from pipeline.document import REASON_MACHINE_GENERATED, REASON_UNCERTAIN, Document
+from pipeline.document import Document
 from pipeline.layout import (
     THRESHOLDS_FILE,
     basename,
@@ -46,6 +46,7 @@ from pipeline.layout import (
 from pipeline.machine_policy import DetectorInfo, MachinePolicy, calibration_keys, compute_thresholds
 from pipeline.manifest import check_balance, write_manifest
 from pipeline.options import add_pipeline_flag
+from pipeline.reasons import REASON_MACHINE_GENERATED, REASON_UNCERTAIN
 from pipeline.settings import recorded_settings
 from pipeline.stats import RunStatsAccumulator, flags_for, write_stats
 

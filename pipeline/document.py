@@ -14,37 +14,6 @@ from dataclasses import dataclass, field
 
 import schemas
 
-# Reject reason codes. A code is a stable identifier users filter on; the free-text ``detail`` says more.
-REASON_EMPTY_TEXT = "empty_text"
-REASON_NON_TEXT = "non_text_payload"
-REASON_PAYLOAD_TOO_LARGE = "payload_too_large"
-REASON_HTTP_STATUS = "http_status"
-REASON_LANGUAGE = "language"
-REASON_DUPLICATE_EXACT = "duplicate_exact"
-REASON_DUPLICATE_NEAR = "duplicate_near"
-REASON_MACHINE_GENERATED = "machine_generated"
-REASON_UNCERTAIN = "uncertain"
-# ... decided while reading a record: its HTTP response, or the response's body, does not decode
-REASON_BAD_HTTP = "bad_http_response"  # no HTTP status line, or a status that is not a 3-digit code
-REASON_BAD_TRANSFER_ENCODING = "bad_transfer_encoding"  # chunked framing that does not parse
-REASON_BAD_CONTENT_ENCODING = "bad_content_encoding"  # gzip/deflate/br body that does not decompress
-REASON_UNSUPPORTED_CONTENT_ENCODING = "unsupported_content_encoding"  # compress, zstd, br without brotli
-
-# Error reason codes (what went wrong, by stage).
-ERROR_OPEN = "open_failed"
-ERROR_EMPTY_FILE = "empty_file"
-ERROR_NOT_AN_ARCHIVE = "not_an_archive"
-ERROR_BAD_GZIP = "bad_gzip"  # CRC/length check, deflate data error, member cut short, bytes between members
-ERROR_TRUNCATED = "truncated_record"  # the file or member ends before the header or the Content-Length does
-ERROR_BAD_HEADER = "bad_record_header"  # bytes where a record header should be that are not one
-ERROR_BAD_LENGTH = "bad_content_length"  # Content-Length missing, not a number, or negative
-ERROR_LENGTH_MISMATCH = "content_length_mismatch"  # the block does not end where Content-Length says
-ERROR_DIGEST = "digest_mismatch"  # WARC-Block-Digest (or Payload-Digest) does not match the bytes
-ERROR_DUPLICATE_RECORD = "duplicate_record"  # a WARC-Record-ID already read in the same file
-ERROR_PARSE = "record_parse_failed"
-ERROR_STEP = "step_failed"
-ERROR_SCORING = "scoring_failed"
-
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)

@@ -30,7 +30,8 @@ from resiliparse.parse.encoding import detect_encoding, map_encoding_to_html5
 
 from pipeline import provenance
 from pipeline.crawls import crawl_by_id
-from pipeline.document import REASON_NON_TEXT, REASON_PAYLOAD_TOO_LARGE, Document
+from pipeline.document import Document
+from pipeline.reasons import REASON_NON_TEXT, REASON_PAYLOAD_TOO_LARGE
 from pipeline.warc_reader import WarcRecord
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "application/xml+html"})

@@ -22,15 +22,14 @@ import os
 from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
 from common.hashing import in_sample
-from pipeline.document import ERROR_OPEN, ERROR_PARSE, ErrorRecord
+from pipeline.document import ErrorRecord
 from pipeline.extract import record_to_document
 from pipeline.layout import list_files, open_read
-from pipeline.manifest import LIST_STAGE
+from pipeline.reasons import ERROR_OPEN, ERROR_PARSE, EXTRACT, LIST_STAGE, READ
 from pipeline.settings import IngestSettings, ProvenanceSettings
-from pipeline.steps import ERRORS_TAG, NAMESPACE, error_counter
+from pipeline.steps import ERRORS, KEPT, REJECTED_TAG, StageCounters, stage_output
 from pipeline.warc_reader import InputStats, Skipped, WarcFileReader, WarcRecord
 
 SKIPPED_TAG = "skipped"
@@ -64,18 +63,19 @@ class _ExpandPattern(beam.DoFn):
 
     def __init__(self, sample_fraction: float | None):
         self.sample_fraction = sample_fraction
+        self.counters = StageCounters(READ)
 
     def process(self, pattern: str):
         try:
             matches = list_files(pattern)
         except Exception as exc:  # bad scheme, missing bucket, permission: report, keep the job alive
-            error_counter(ERROR_OPEN).inc()
-            yield beam.pvalue.TaggedOutput(ERRORS_TAG, ErrorRecord.from_exception(
+            self.counters.error(ERROR_OPEN)
+            yield beam.pvalue.TaggedOutput(ERRORS, ErrorRecord.from_exception(
                 exc, warc_file=pattern, stage=LIST_STAGE, reason=ERROR_OPEN))
             return
         if not matches:
-            error_counter(ERROR_OPEN).inc()
-            yield beam.pvalue.TaggedOutput(ERRORS_TAG, ErrorRecord(
+            self.counters.error(ERROR_OPEN)
+            yield beam.pvalue.TaggedOutput(ERRORS, ErrorRecord(
                 warc_file=pattern, stage=LIST_STAGE, reason=ERROR_OPEN, message="pattern matched no file"))
             return
         for found in matches:
@@ -135,7 +135,7 @@ class _PickOriginals(beam.DoFn):
     """One group of inputs with one fingerprint -> the inputs to read, and manifest entries for exact copies."""
 
     def __init__(self):
-        self.duplicates = Metrics.counter(NAMESPACE, "duplicate_inputs")
+        self.counters = StageCounters(READ)
 
     def process(self, element):
         _, members = element
@@ -151,35 +151,30 @@ class _PickOriginals(beam.DoFn):
             original = same[0]
             yield original
             for path, size, listed in same[1:]:
-                self.duplicates.inc()
+                self.counters.count("duplicate_inputs")
                 yield beam.pvalue.TaggedOutput(DUPLICATES_TAG, _duplicate_entry(path, size, sha, original[0], listed))
 
 
 class _ReadFiles(beam.DoFn):
     def __init__(self, max_payload_bytes: int):
         self.max_payload_bytes = max_payload_bytes
-        self.records = Metrics.counter(NAMESPACE, "records_read")
-        self.files = Metrics.counter(NAMESPACE, "files_read")
-        self._skipped: dict[str, object] = {}
+        self.counters = StageCounters(READ)
 
     def process(self, element: tuple[str, int | None, int]) -> Iterable:
         path, size, listed = element
         for item in WarcFileReader(path, open_read, size, self.max_payload_bytes):
             if isinstance(item, WarcRecord):
-                self.records.inc()
+                self.counters.count("records_read")
+                self.counters.kept()
                 yield item
             elif isinstance(item, Skipped):
-                self.records.inc()
-                counter = self._skipped.get(item.record_type)
-                if counter is None:
-                    counter = self._skipped[item.record_type] = Metrics.counter(
-                        NAMESPACE, f"skipped_{item.record_type}")
-                counter.inc()
+                self.counters.count("records_read")
+                self.counters.count(f"skipped_{item.record_type}")
             elif isinstance(item, ErrorRecord):
-                error_counter(item.reason).inc()
-                yield beam.pvalue.TaggedOutput(ERRORS_TAG, item)
+                self.counters.error(item.reason)
+                yield beam.pvalue.TaggedOutput(ERRORS, item)
             elif isinstance(item, InputStats):
-                self.files.inc()
+                self.counters.count("files_read")
                 notes = item.notes + ([f"listed {listed} times: read once"] if listed > 1 else [])
                 yield beam.pvalue.TaggedOutput(INPUTS_TAG, {
                     "path": item.path, "size": item.size, "sha256": item.sha256, "records": item.records,
@@ -210,9 +205,9 @@ class ReadWarc(beam.PTransform):
         if self.patterns:
             expanded = (pipeline | "Patterns" >> beam.Create(self.patterns)
                         | "ExpandPatterns" >> beam.ParDo(_ExpandPattern(self.sample_fraction)).with_outputs(
-                            ERRORS_TAG, main="files"))
+                            ERRORS, main="files"))
             listed.append(expanded.files)
-            list_errors = expanded[ERRORS_TAG]
+            list_errors = expanded[ERRORS]
         else:
             list_errors = pipeline | "NoListErrors" >> beam.Create([])
         if self.paths:
@@ -236,8 +231,8 @@ class ReadWarc(beam.PTransform):
         read = (distinct.files
                 | "SpreadFiles" >> beam.Reshuffle()  # one file per element, never fused with the listing
                 | "ReadFiles" >> beam.ParDo(_ReadFiles(self.max_payload_bytes)).with_outputs(
-                    ERRORS_TAG, INPUTS_TAG, main="records"))
-        errors = (list_errors, read[ERRORS_TAG]) | "IngestErrors" >> beam.Flatten()
+                    ERRORS, INPUTS_TAG, main="records"))
+        errors = (list_errors, read[ERRORS]) | "IngestErrors" >> beam.Flatten()
         inputs = (read[INPUTS_TAG], distinct[DUPLICATES_TAG]) | "AllInputs" >> beam.Flatten()
         return {"records": read.records, "errors": errors, "inputs": inputs}
 
@@ -245,30 +240,33 @@ class ReadWarc(beam.PTransform):
 class _Extract(beam.DoFn):
     def __init__(self, settings: ProvenanceSettings, processed_at: dt.datetime, version: str):
         self.cutoff, self.processed_at, self.version = settings.cutoff, processed_at, version
-        self.documents = Metrics.counter(NAMESPACE, "documents_extracted")
+        self.counters = StageCounters(EXTRACT)
 
     def process(self, record: WarcRecord):
         try:
             doc = record_to_document(record, self.cutoff, self.processed_at, self.version)
         except Exception as exc:  # a pathological page must not cost the rest of the file
-            error_counter(ERROR_PARSE).inc()
-            yield beam.pvalue.TaggedOutput(ERRORS_TAG, ErrorRecord.from_exception(
-                exc, warc_file=record.warc_file, stage="extract", reason=ERROR_PARSE, warc_offset=record.offset,
+            self.counters.error(ERROR_PARSE)
+            yield beam.pvalue.TaggedOutput(ERRORS, ErrorRecord.from_exception(
+                exc, warc_file=record.warc_file, stage=EXTRACT, reason=ERROR_PARSE, warc_offset=record.offset,
                 warc_record_id=record.record_id, url=record.target_uri))
             return
-        self.documents.inc()
         if doc.rejected:
-            Metrics.counter(NAMESPACE, f"rejected_{doc.reason}").inc()
+            self.counters.rejected(doc.reason)
+            yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
+            return
+        self.counters.kept()
         yield doc
 
 
 class ExtractText(beam.PTransform):
-    """WarcRecord -> Document (kept or already rejected); failures to the errors output."""
+    """WarcRecord -> {kept, rejected, errors} (:mod:`pipeline.steps`' stage contract): a document per record,
+    rejected here when its payload is not text (or did not decode); failures to the errors output."""
 
     def __init__(self, settings: ProvenanceSettings, processed_at: dt.datetime, version: str):
         super().__init__()
         self.fn = _Extract(settings, processed_at, version)
 
     def expand(self, records):
-        out = records | "Extract" >> beam.ParDo(self.fn).with_outputs(ERRORS_TAG, main="documents")
-        return {"documents": out.documents, "errors": out[ERRORS_TAG]}
+        out = records | "Extract" >> beam.ParDo(self.fn).with_outputs(REJECTED_TAG, ERRORS, main=KEPT)
+        return stage_output(out[KEPT], out[REJECTED_TAG], out[ERRORS])

@@ -27,7 +27,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from pipeline.document import REASON_LANGUAGE, Document
+from pipeline.document import Document
+from pipeline.reasons import REASON_LANGUAGE
 from pipeline.settings import LanguageSettings
 
 BUNDLED_MODEL = "lid.176.ftz"

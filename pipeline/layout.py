@@ -34,6 +34,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from common.cli import InputError, UsageError
+from pipeline.reasons import known_reasons
 from schemas.run import (
     INPUTS_FILE,
     MANIFEST_FILE,
@@ -170,7 +171,7 @@ def read_run_manifest(run_dir: str, allow_incomplete: bool = False) -> dict | No
     """The manifest of the finished run in ``run_dir``, checked as :mod:`schemas.run` says;
     :class:`~schemas.run.IncompleteRun` when there is none that is valid, or None with ``allow_incomplete``."""
     try:
-        return read_finished_manifest(run_dir, BEAM_FILES)
+        return read_finished_manifest(run_dir, BEAM_FILES, known_reasons())
     except IncompleteRun:
         if allow_incomplete:
             return None

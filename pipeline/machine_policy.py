@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from detectors.base import HIGHER_IS_MACHINE
 from detectors.calibration import load_thresholds, threshold_at_fpr
-from pipeline.document import REASON_MACHINE_GENERATED, REASON_UNCERTAIN, Document
+from pipeline.document import Document
+from pipeline.reasons import REASON_MACHINE_GENERATED, REASON_UNCERTAIN
 
 PRE_CUTOFF = "pre_cutoff"
 ALL_LANGUAGES = "*"

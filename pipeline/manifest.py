@@ -17,8 +17,7 @@ import pyarrow.parquet as pq
 import schemas
 from common.cli import RunFailed
 from pipeline.layout import INPUTS_FILE, MANIFEST_FILE, finished_shards, join, open_read, relative_shard, write_bytes
-
-LIST_STAGE = "list"
+from pipeline.reasons import LIST_STAGE, unknown_reasons
 
 
 class UnbalancedRun(RunFailed):
@@ -99,6 +98,8 @@ def build_manifest(output: str, options: dict, metrics: dict[str, int] | None, e
 
 
 def check_balance(manifest: dict) -> None:
+    """Refuse a run whose counts do not balance, or that counts a reason code :mod:`pipeline.reasons` does not
+    know (a stage that wrote a code it does not own in the registry is a bug, not a new kind of outcome)."""
     c = manifest["counts"]
     total = c["curated"] + c["rejected"] + sum(c["skipped"].values()) + c["errors"]
     if c["records_in"] != total:
@@ -106,6 +107,10 @@ def check_balance(manifest: dict) -> None:
             f"records_in={c['records_in']} but curated+rejected+skipped+errors={total} "
             f"(curated={c['curated']}, rejected={c['rejected']}, skipped={sum(c['skipped'].values())}, "
             f"errors={c['errors']}): records were lost or duplicated")
+    unknown = unknown_reasons(c.get("rejected_by_reason", {}), c.get("errors_by_reason", {}))
+    if unknown:
+        raise UnbalancedRun(f"the run counts reason codes that are not in the registry (pipeline/reasons.py): "
+                            f"{', '.join(unknown)}")
 
 
 def write_manifest(output: str, manifest: dict) -> str:

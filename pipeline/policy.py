@@ -6,7 +6,8 @@ policies add their own reasons in their own steps.
 
 from __future__ import annotations
 
-from pipeline.document import REASON_EMPTY_TEXT, REASON_HTTP_STATUS, Document
+from pipeline.document import Document
+from pipeline.reasons import REASON_EMPTY_TEXT, REASON_HTTP_STATUS
 
 
 class ContentPolicy:

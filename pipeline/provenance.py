@@ -19,6 +19,19 @@ POST_CUTOFF = "post_cutoff"
 UNKNOWN = "unknown"
 DEFAULT_CUTOFF = dt.datetime(2022, 11, 30, tzinfo=dt.UTC)  # ChatGPT's public release
 
+
+def captured_pre_cutoff(doc) -> bool:
+    """This copy was captured before the cutoff (its ``provenance``, set by :func:`classify` from its own capture
+    time or its crawl's window). What dedup takes as pre-cutoff evidence and calibration as human text."""
+    return doc.provenance == PRE_CUTOFF
+
+
+def human_era(doc) -> bool:
+    """The text is known to predate the cutoff: captured before it, or the same content was seen before it
+    (``content_provenance``: a pre-cutoff copy in the run, or a match in the reference index). The machine-text
+    decision and the language-model detectors leave such documents alone."""
+    return doc.provenance == PRE_CUTOFF or doc.content_provenance == PRE_CUTOFF
+
 RULE_WARC_DATE = "warc_date"
 RULE_CRAWL_WINDOW = "crawl_window"
 RULE_NO_CAPTURE_TIME = "no_capture_time"

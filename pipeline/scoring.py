@@ -24,12 +24,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 from detectors.base import Detector, estimate_tokens
 from detectors.registry import build_detector, canonical_name
-from pipeline.document import ERROR_SCORING, Document, ErrorRecord
+from pipeline.document import Document, ErrorRecord
 from pipeline.layout import THRESHOLDS_FILE, join, write_bytes
 from pipeline.machine_policy import (
     DetectorInfo,
@@ -39,8 +38,9 @@ from pipeline.machine_policy import (
     is_human_era,
     stable_fraction,
 )
+from pipeline.reasons import DECISION, ERROR_SCORING, SCORE
 from pipeline.settings import DecisionSettings, ScoringSettings
-from pipeline.steps import NAMESPACE, error_counter, reject_counter
+from pipeline.steps import KEPT, NAMESPACE, REJECTED_TAG, StageCounters, stage_output
 
 CHEAP_DETECTORS = frozenset({"fasttext"})
 CALIBRATION_SAMPLE = 100_000  # per (detector, language): an exact quantile over a bounded, deterministic sample
@@ -104,31 +104,44 @@ class DetectorModelHandler(ModelHandler[Document, PredictionResult, Detector]):
         return self._large_model
 
 
-def _attach(element: tuple[str, PredictionResult], name: str) -> Document:
-    _, result = element
-    doc, score = result.example, result.inference
-    models = result.model_id.split(",") if result.model_id else []
-    doc.scores = [s for s in doc.scores if s["detector"] != name] + [{
-        "detector": name, "models": models, "value": score.value, "tokens": score.tokens,
-        "truncated": score.truncated, "reason": score.reason}]
-    if score.value is None:
-        _note_not_scored(doc, f"{name}:{score.reason}")
-    Metrics.counter(NAMESPACE, f"scored_{name}").inc()
-    return doc
+class _Attach(beam.DoFn):
+    """(id, RunInference's result) -> the document with detector ``name``'s score record appended."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.counters = StageCounters(f"{SCORE}:{name}")
+
+    def process(self, element: tuple[str, PredictionResult]):
+        _, result = element
+        doc, score = result.example, result.inference
+        models = result.model_id.split(",") if result.model_id else []
+        doc.scores = [s for s in doc.scores if s["detector"] != self.name] + [{
+            "detector": self.name, "models": models, "value": score.value, "tokens": score.tokens,
+            "truncated": score.truncated, "reason": score.reason}]
+        if score.value is None:
+            _note_not_scored(doc, f"{self.name}:{score.reason}")
+        self.counters.kept()
+        yield doc
 
 
 def _note_not_scored(doc: Document, reason: str) -> None:
     doc.not_scored_reason = f"{doc.not_scored_reason};{reason}" if doc.not_scored_reason else reason
 
 
-def _failed_batch(element, name: str):
+class _FailedBatch(beam.DoFn):
     """RunInference's dead letter, (batch of (id, document), (type, repr, traceback)): an error row per document."""
-    batch, (exc_type, exc_repr, _) = element
-    for _, doc in batch:
-        error_counter(ERROR_SCORING).inc()
-        error = ErrorRecord.for_document(doc, RuntimeError(exc_repr), stage=f"score:{name}", reason=ERROR_SCORING)
-        error.exception_type = getattr(exc_type, "__name__", str(exc_type))
-        yield error
+
+    def __init__(self, name: str):
+        self.stage = f"{SCORE}:{name}"
+        self.counters = StageCounters(self.stage)
+
+    def process(self, element):
+        batch, (exc_type, exc_repr, _) = element
+        for _, doc in batch:
+            self.counters.error(ERROR_SCORING)
+            error = ErrorRecord.for_document(doc, RuntimeError(exc_repr), stage=self.stage, reason=ERROR_SCORING)
+            error.exception_type = getattr(exc_type, "__name__", str(exc_type))
+            yield error
 
 
 class _Route(beam.DoFn):
@@ -137,31 +150,29 @@ class _Route(beam.DoFn):
     def __init__(self, name: str, previous: str | None, band, pre_cutoff_fraction: float):
         self.name, self.previous, self.band = name, previous, band
         self.pre_cutoff_fraction = pre_cutoff_fraction
-        self.routed = Metrics.counter(NAMESPACE, f"routed_{name}")
+        self.counters = StageCounters(f"{SCORE}:{name}")
 
     def process(self, doc: Document):
-        if doc.rejected:
-            yield beam.pvalue.TaggedOutput("skip", doc)
-            return
         if self.name not in CHEAP_DETECTORS and is_human_era(doc) and \
                 stable_fraction(doc.id) >= self.pre_cutoff_fraction:
             _note_not_scored(doc, f"{self.name}:pre_cutoff")
-            Metrics.counter(NAMESPACE, f"not_scored_{self.name}_pre_cutoff").inc()
+            self.counters.count("not_scored_pre_cutoff")
             yield beam.pvalue.TaggedOutput("skip", doc)
             return
         if self.previous and self.band:
             prev = doc.score_of(self.previous)
             if prev is not None and prev["value"] is not None and not self.band[0] <= prev["value"] <= self.band[1]:
                 _note_not_scored(doc, f"{self.name}:outside_cascade_band")
-                Metrics.counter(NAMESPACE, f"not_scored_{self.name}_outside_band").inc()
+                self.counters.count("not_scored_outside_band")
                 yield beam.pvalue.TaggedOutput("skip", doc)
                 return
-        self.routed.inc()
+        self.counters.count("routed")
         yield doc
 
 
 class ScoreCascade(beam.PTransform):
-    """PCollection[Document] -> {'documents': scored documents, 'errors': ErrorRecord}."""
+    """Kept documents -> {kept: scored documents, errors: ErrorRecord} (:mod:`pipeline.steps`' stage contract;
+    scoring rejects nothing)."""
 
     def __init__(self, settings: ScoringSettings):
         super().__init__()
@@ -188,12 +199,12 @@ class ScoreCascade(beam.PTransform):
             main, dead = (routed.score
                           | f"Key[{name}]" >> beam.Map(lambda doc: (doc.id, doc))
                           | f"Score[{name}]" >> inference.with_exception_handling())
-            scored = main | f"Attach[{name}]" >> beam.Map(_attach, name)
-            errors.append(dead.failed_inferences | f"FailedBatches[{name}]" >> beam.FlatMap(_failed_batch, name))
+            scored = main | f"Attach[{name}]" >> beam.ParDo(_Attach(name))
+            errors.append(dead.failed_inferences | f"FailedBatches[{name}]" >> beam.ParDo(_FailedBatch(name)))
             documents = (scored, routed.skip) | f"Rejoin[{name}]" >> beam.Flatten()
             previous = name
         all_errors = errors | "ScoringErrors" >> beam.Flatten() if errors else None
-        return {"documents": documents, "errors": all_errors}
+        return stage_output(documents, errors=all_errors)
 
 
 def detector_infos(settings: ScoringSettings) -> list[DetectorInfo]:
@@ -236,15 +247,24 @@ class CalibrateAndDecide(beam.PTransform):
         _ = thresholds | "WriteThresholds" >> beam.Map(_write_thresholds, self.output)
         self.thresholds = thresholds  # one dict; the run statistics flag scores with the same rule
         policy = MachinePolicy([i.name for i in infos], settings.on_uncertain, settings.on_machine)
-        return documents | "MachinePolicy" >> beam.Map(_decide, policy, beam.pvalue.AsSingleton(thresholds))
+        decided = documents | "MachinePolicy" >> beam.ParDo(
+            _Decide(policy), beam.pvalue.AsSingleton(thresholds)).with_outputs(REJECTED_TAG, main=KEPT)
+        return stage_output(decided[KEPT], decided[REJECTED_TAG])
 
 
-def _decide(doc: Document, policy: MachinePolicy, thresholds: dict) -> Document:
-    was_rejected = doc.rejected
-    doc = policy.decide(doc, thresholds)
-    if doc.rejected and not was_rejected:
-        reject_counter(doc.reason).inc()
-    return doc
+class _Decide(beam.DoFn):
+    def __init__(self, policy: MachinePolicy):
+        self.policy = policy
+        self.counters = StageCounters(DECISION)
+
+    def process(self, doc: Document, thresholds: dict):
+        doc = self.policy.decide(doc, thresholds)
+        if doc.rejected:
+            self.counters.rejected(doc.reason)
+            yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
+            return
+        self.counters.kept()
+        yield doc
 
 
 def _write_thresholds(thresholds: dict, output: str) -> None:

@@ -48,8 +48,9 @@ import pyarrow as pa
 import schemas
 from detectors.base import HIGHER_IS_MACHINE
 from pipeline import quality
-from pipeline.document import REASON_MACHINE_GENERATED, REASON_UNCERTAIN, Document, ErrorRecord
+from pipeline.document import Document, ErrorRecord
 from pipeline.layout import STATS_FILE, WORDS_FILE, join, write_bytes
+from pipeline.reasons import REASON_MACHINE_GENERATED, REASON_UNCERTAIN
 
 FORMAT = "lowbackground.run-stats/1"
 WORDS_FORMAT = "lowbackground.run-words/1"

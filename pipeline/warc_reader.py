@@ -56,7 +56,8 @@ from pipeline.archive.streams import (
     member_holds_record,
 )
 from pipeline.crawls import Crawl, crawl_from_is_part_of, crawl_from_path
-from pipeline.document import (
+from pipeline.document import ErrorRecord
+from pipeline.reasons import (
     ERROR_BAD_GZIP,
     ERROR_BAD_HEADER,
     ERROR_BAD_LENGTH,
@@ -68,12 +69,12 @@ from pipeline.document import (
     ERROR_OPEN,
     ERROR_PARSE,
     ERROR_TRUNCATED,
+    READ,
     REASON_BAD_HTTP,
-    ErrorRecord,
 )
 
 DOCUMENT_TYPES = frozenset({"response", "resource", "conversion"})
-STAGE = "read"
+STAGE = READ
 MAX_HEADER = 256 * 1024  # a WARC header (all fields) longer than this is damage
 BLOCK_PIECE = 1 << 20
 WARCINFO_KEEP = 64 * 1024

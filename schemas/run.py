@@ -100,8 +100,10 @@ def _as_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def check_manifest(data: bytes, where: str) -> dict:
-    """Parse and validate a manifest's bytes; raise :class:`IncompleteRun` naming ``where`` and what is wrong."""
+def check_manifest(data: bytes, where: str, reasons: tuple[frozenset[str], frozenset[str]] | None = None) -> dict:
+    """Parse and validate a manifest's bytes; raise :class:`IncompleteRun` naming ``where`` and what is wrong.
+    ``reasons`` (the reject and error codes the reader knows, from ``pipeline.reasons``): a count under any
+    other code is refused too."""
     try:
         manifest = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -125,6 +127,12 @@ def check_manifest(data: bytes, where: str) -> dict:
         raise IncompleteRun(f"{where}: manifest says the run did not balance "
                             f"(records_in={records_in}, curated+rejected+skipped+errors="
                             f"{curated + rejected + sum(skipped.values()) + errors})")
+    if reasons is not None:
+        unknown = sorted(set(counts.get("rejected_by_reason") or {}) - reasons[0]) + \
+            sorted(set(counts.get("errors_by_reason") or {}) - reasons[1])
+        if unknown:
+            raise IncompleteRun(f"{where}: manifest counts reason codes this reader does not know: "
+                                f"{', '.join(unknown)}")
     shards = manifest.get("shards")
     if not isinstance(shards, dict) or not all(isinstance(v, list) and all(isinstance(p, str) for p in v)
                                                for v in shards.values()):
@@ -194,8 +202,10 @@ def run_root_of(path: str | Path, files: RunFiles = LOCAL_FILES) -> Path | str |
     return Path(root) if files is LOCAL_FILES or isinstance(path, Path) else root
 
 
-def read_finished_manifest(run_dir: str | Path, files: RunFiles = LOCAL_FILES) -> dict:
-    """The manifest of a finished run; :class:`IncompleteRun` when there is none that is valid and intact."""
+def read_finished_manifest(run_dir: str | Path, files: RunFiles = LOCAL_FILES,
+                           reasons: tuple[frozenset[str], frozenset[str]] | None = None) -> dict:
+    """The manifest of a finished run; :class:`IncompleteRun` when there is none that is valid and intact (with
+    ``reasons``, also when it counts a reason code not among them: see :func:`check_manifest`)."""
     run_dir = str(run_dir)
     path = files.join(run_dir, MANIFEST_FILE)
     if not files.exists(path):
@@ -205,7 +215,7 @@ def read_finished_manifest(run_dir: str | Path, files: RunFiles = LOCAL_FILES) -
         data = files.read_bytes(path)
     except OSError as exc:
         raise IncompleteRun(f"{path}: cannot read the manifest: {exc}") from exc
-    manifest = check_manifest(data, path)
+    manifest = check_manifest(data, path, reasons)
     check_shards(manifest, run_dir, files)
     return manifest
 

@@ -26,6 +26,11 @@ import zlib
 from dataclasses import dataclass, field
 
 from pipeline.archive.formats import decode_header_text, parse_fields
+from pipeline.reasons import (
+    REASON_BAD_CONTENT_ENCODING,
+    REASON_BAD_TRANSFER_ENCODING,
+    REASON_UNSUPPORTED_CONTENT_ENCODING,
+)
 
 try:  # an optional dependency (fastwarc brings it); only a version with bounded output is used
     import brotli as _brotli
@@ -34,10 +39,8 @@ try:  # an optional dependency (fastwarc brings it); only a version with bounded
 except Exception:  # noqa: BLE001 - absent, or too old to bound its output
     _brotli = None
 
-REASON_BAD_HTTP = "bad_http_response"
-REASON_BAD_CHUNKED = "bad_transfer_encoding"
-REASON_BAD_ENCODING = "bad_content_encoding"
-REASON_UNSUPPORTED_ENCODING = "unsupported_content_encoding"
+REASON_BAD_CHUNKED, REASON_BAD_ENCODING = REASON_BAD_TRANSFER_ENCODING, REASON_BAD_CONTENT_ENCODING
+REASON_UNSUPPORTED_ENCODING = REASON_UNSUPPORTED_CONTENT_ENCODING
 
 MAX_HEAD = 256 * 1024  # an HTTP header section longer than this is not a response we read
 OUT_PIECE = 1 << 20  # most decoded bytes produced by one decompressor call

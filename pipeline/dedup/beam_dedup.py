@@ -4,8 +4,9 @@ Contract (what the pipeline builder relies on)::
 
     docs | "Dedup" >> Dedup(settings.dedup)     # or ExactDedup(), NearDedup(...), ReferenceMatch(index)
 
-* In: PCollection[Document]. Out: PCollection[Document], every input document exactly once.
-* Documents already rejected (``doc.reason`` set) pass through untouched and are not considered.
+* In: PCollection[Document] of kept documents. Out: the stage contract of :mod:`pipeline.steps`,
+  ``{"kept": Document, "rejected": Document}``, every input document exactly once (dedup cannot fail on a
+  document: no errors output).
 * Kept documents get ``text_hash``. Each cluster of copies (exact: same normalised text; near: connected by
   MinHash-LSH candidate pairs whose estimated Jaccard is >= threshold) keeps ONE survivor, the earliest capture
   (missing capture times last, ties by lowest id). The others are rejected ``duplicate_exact`` (same text hash
@@ -20,11 +21,11 @@ Contract (what the pipeline builder relies on)::
 * Settings: :class:`pipeline.settings.DedupSettings` (``mode`` none|exact|near, near running exact first; the
   MinHash parameters; ``reference_index``). A reference index built with other MinHash parameters is refused
   when the transform is constructed (before any work).
-* Counters in namespace ``lowbackground``: ``rejected_duplicate_exact``, ``rejected_duplicate_near``,
-  ``dedup_kept``, ``dedup_clusters`` (kept documents with copies), ``dedup_no_shingles`` (text shorter than one
-  shingle: exact dedup only), ``dedup_empty_text`` (nothing left after normalisation: not deduplicated),
-  ``dedup_near_candidates`` / ``dedup_near_verified`` (bucket pairs before/after the Jaccard check),
-  ``dedup_reference_matches``, ``dedup_components_unconverged``, ``dedup_id_collisions``.
+* Counters (:class:`pipeline.steps.StageCounters`, stage ``dedup``): ``kept``, ``rejected_duplicate_exact``,
+  ``rejected_duplicate_near``, ``clusters`` (kept documents with copies), ``no_shingles`` (text shorter than one
+  shingle: exact dedup only), ``empty_normalised_text`` (nothing left after normalisation: not deduplicated),
+  ``near_candidates`` / ``near_verified`` (bucket pairs before/after the Jaccard check), ``reference_matches``,
+  ``components_unconverged``, ``id_collisions``.
 
 How: documents never go through a shuffle keyed by content. A light :class:`~pipeline.dedup.cluster.Node`
 per document does: exact clusters (GroupByKey on text hash) -> one representative each -> band keys ->
@@ -41,21 +42,18 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.metrics import Metrics
 
 from pipeline.dedup import components
-from pipeline.dedup.cluster import KEEP, PRE_CUTOFF, ClusterSummary, Node, apply_decision, is_pre_cutoff, node_of
+from pipeline.dedup.cluster import KEEP, ClusterSummary, Node, apply_decision, node_of
 from pipeline.dedup.minhash import MinHasher, band_keys, optimal_bands
 from pipeline.dedup.normalize import fold, text_hash
-from pipeline.document import REASON_DUPLICATE_EXACT, REASON_DUPLICATE_NEAR, Document
+from pipeline.document import Document
+from pipeline.provenance import PRE_CUTOFF, captured_pre_cutoff
+from pipeline.reasons import DEDUP
 from pipeline.settings import DedupSettings, MinHashSettings
-from pipeline.steps import NAMESPACE, reject_counter
+from pipeline.steps import KEPT, REJECTED_TAG, StageCounters, stage_output
 
 FINGERPRINT_BATCH = 512  # documents per vectorised MinHash call (larger batches amortise numpy call overhead)
-
-
-def _counter(name: str):
-    return Metrics.counter(NAMESPACE, name)
 
 
 class _Fingerprint(beam.DoFn):
@@ -63,8 +61,7 @@ class _Fingerprint(beam.DoFn):
 
     def __init__(self, hasher: MinHasher | None):
         self.hasher = hasher
-        self.no_shingles = _counter("dedup_no_shingles")
-        self.empty = _counter("dedup_empty_text")
+        self.counters = StageCounters(DEDUP)
 
     def process(self, docs: list[Document]):
         folded = [fold(d.text or "") for d in docs]  # once, for both the hash and the shingles
@@ -79,9 +76,9 @@ class _Fingerprint(beam.DoFn):
         sigs = [by_hash.get(h) for h in hashes]
         for doc, h, sig in zip(docs, hashes, sigs):
             if not h:
-                self.empty.inc()
+                self.counters.count("empty_normalised_text")
             elif self.hasher is not None and sig is None:
-                self.no_shingles.inc()
+                self.counters.count("no_shingles")
             yield node_of(doc, h, sig)
 
 
@@ -131,8 +128,7 @@ class _Buckets(beam.DoFn):
     def __init__(self, threshold: float, near: bool):
         self.threshold = threshold
         self.near = near
-        self.candidates = _counter("dedup_near_candidates")
-        self.verified = _counter("dedup_near_verified")
+        self.counters = StageCounters(DEDUP)
 
     def process(self, element):
         _, values = element
@@ -155,9 +151,9 @@ class _Buckets(beam.DoFn):
             if ref is not None:
                 yield beam.pvalue.TaggedOutput(self.REF, (ref[1], (v[1], v[2])))
             if anchor is not None and v[1] != anchor_id:
-                self.candidates.inc()
+                self.counters.count("near_candidates")
                 if np.count_nonzero(np.frombuffer(v[2], dtype="<u4") == anchor) >= self.threshold * len(anchor):
-                    self.verified.inc()
+                    self.counters.count("near_verified")
                     yield v[1], anchor_id
 
 
@@ -191,7 +187,7 @@ class _JoinRep(beam.DoFn):
     DECIDED = "decided"
 
     def __init__(self):
-        self.matches = _counter("dedup_reference_matches")
+        self.counters = StageCounters(DEDUP)
 
     def process(self, element):
         _, grouped = element
@@ -199,7 +195,7 @@ class _JoinRep(beam.DoFn):
         best_ref = min(refs) if refs else None
         for rep in grouped["rep"]:
             if best_ref is not None:
-                self.matches.inc()
+                self.counters.count("reference_matches")
                 rep = rep._replace(ref_us=best_ref[0], ref_id=best_ref[1])
             labels = list(grouped["label"])
             if labels:
@@ -229,47 +225,46 @@ def _fan_out(element):
 
 
 class _Apply(beam.DoFn):
+    """(id, {doc, decision}) -> the document with its decision: kept, or to the rejected output."""
+
     def __init__(self):
-        self.kept = _counter("dedup_kept")
-        self.clusters = _counter("dedup_clusters")
-        self.collisions = _counter("dedup_id_collisions")
-        self.rejected = {REASON_DUPLICATE_EXACT: reject_counter(REASON_DUPLICATE_EXACT),
-                         REASON_DUPLICATE_NEAR: reject_counter(REASON_DUPLICATE_NEAR)}
+        self.counters = StageCounters(DEDUP)
 
     def process(self, element):
         _, grouped = element
         docs, decisions = list(grouped["doc"]), list(grouped["decision"])
         if len(docs) != 1 or len(decisions) != 1:
             # Document ids are meant to be unique; if not, prefer a KEEP so nothing is dropped silently.
-            self.collisions.inc()
+            self.counters.count("id_collisions")
             decisions.sort(key=lambda d: d.kind != KEEP)
         for doc in docs:
             if not decisions:  # cannot happen unless ids collide across stages; leave the document as it was
+                self.counters.kept()
                 yield doc
                 continue
             d = decisions[0]
             doc = apply_decision(doc, d)
             if doc.rejected:
-                self.rejected[doc.reason].inc()
-            else:
-                self.kept.inc()
-                if d.cluster_size > 1:
-                    self.clusters.inc()
+                self.counters.rejected(doc.reason)
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
+                continue
+            self.counters.kept()
+            if d.cluster_size > 1:
+                self.counters.count("clusters")
             yield doc
 
 
-def _annotate_self(doc: Document) -> Document:
-    if not doc.rejected:
+class _AnnotateSelf(beam.DoFn):
+    """No dedup and no reference index: each document's first sighting and content provenance are its own."""
+
+    def __init__(self):
+        self.counters = StageCounters(DEDUP)
+
+    def process(self, doc: Document):
         doc.first_seen = doc.warc_date
-        doc.content_provenance = PRE_CUTOFF if is_pre_cutoff(doc) else doc.provenance
+        doc.content_provenance = PRE_CUTOFF if captured_pre_cutoff(doc) else doc.provenance
         doc.content_provenance_source = "self"
-    return doc
-
-
-def _split(doc: Document):
-    if doc.rejected:
-        yield beam.pvalue.TaggedOutput("rejected", doc)
-    else:
+        self.counters.kept()
         yield doc
 
 
@@ -296,9 +291,8 @@ class Dedup(beam.PTransform):
 
     def expand(self, docs):
         if not (self.exact or self.needs_signatures):
-            return docs | "AnnotateSelf" >> beam.Map(_annotate_self)
-        split = docs | "SplitRejected" >> beam.FlatMap(_split).with_outputs("rejected", main="kept")
-        kept = split.kept
+            return stage_output(docs | "AnnotateSelf" >> beam.ParDo(_AnnotateSelf()))
+        kept = docs
         hasher = MinHasher(self.num_perm, self.ngram) if self.needs_signatures else None
         nodes = (kept
                  | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=self.batch_size)
@@ -310,7 +304,7 @@ class Dedup(beam.PTransform):
                        | "KeyByTextHash" >> beam.Map(lambda n: (n.text_hash or "\0" + n.id, n))
                        | "GroupByTextHash" >> beam.GroupByKey())
             if not self.needs_signatures:  # exact only: the decisions are known here, two shuffles in all
-                return self._apply(kept, by_hash | "DecideExact" >> beam.FlatMap(_decide_exact), split.rejected)
+                return self._apply(kept, by_hash | "DecideExact" >> beam.FlatMap(_decide_exact))
             exact = by_hash | "ResolveExact" >> beam.ParDo(_ResolveExact()).with_outputs(
                 _ResolveExact.COPIES, main="reps")
             reps, copies = exact.reps, exact[_ResolveExact.COPIES]
@@ -361,15 +355,15 @@ class Dedup(beam.PTransform):
                          | "FanOutToCopies" >> beam.FlatMap(_fan_out))
         else:
             decisions = rep_decisions
-        return self._apply(kept, decisions, split.rejected)
+        return self._apply(kept, decisions)
 
     @staticmethod
-    def _apply(kept, decisions, rejected):
-        """Put each document's decision on it (CoGroupByKey by id) and merge the rejected documents back."""
+    def _apply(kept, decisions) -> dict:
+        """Put each document's decision on it (CoGroupByKey by id): {kept, rejected}."""
         decided = ({"doc": kept | "KeyDocById" >> beam.Map(lambda d: (d.id, d)), "decision": decisions}
                    | "JoinDecisions" >> beam.CoGroupByKey()
-                   | "ApplyDecisions" >> beam.ParDo(_Apply()))
-        return (decided, rejected) | "Merge" >> beam.Flatten()
+                   | "ApplyDecisions" >> beam.ParDo(_Apply()).with_outputs(REJECTED_TAG, main=KEPT))
+        return stage_output(decided[KEPT], decided[REJECTED_TAG])
 
 
 class ExactDedup(Dedup):

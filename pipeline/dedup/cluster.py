@@ -14,9 +14,10 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from pipeline.document import REASON_DUPLICATE_EXACT, REASON_DUPLICATE_NEAR, Document
+from pipeline.document import Document
+from pipeline.provenance import PRE_CUTOFF, captured_pre_cutoff
+from pipeline.reasons import REASON_DUPLICATE_EXACT, REASON_DUPLICATE_NEAR
 
-PRE_CUTOFF = "pre_cutoff"
 SOURCE_SELF, SOURCE_CLUSTER, SOURCE_REFERENCE = "self", "cluster", "reference"
 KEEP = "keep"
 
@@ -45,18 +46,11 @@ def _min_opt(a: int | None, b: int | None) -> int | None:
     return min(a, b)
 
 
-def is_pre_cutoff(doc: Document) -> bool:
-    """This copy is evidence of pre-cutoff content: captured before its cutoff, or provenance says so."""
-    if doc.provenance == PRE_CUTOFF:
-        return True
-    return doc.warc_date is not None and doc.cutoff is not None and to_us(doc.warc_date) < to_us(doc.cutoff)
-
-
 class Node(NamedTuple):
     id: str
     text_hash: str
     date_us: int | None  # this copy's capture time
-    pre: bool  # this copy is pre-cutoff evidence (is_pre_cutoff)
+    pre: bool  # this copy is pre-cutoff evidence (provenance.captured_pre_cutoff)
     provenance: str
     sig: bytes | None = None  # MinHash values (little-endian uint32); None: not computed or text too short
     size: int = 1  # documents this node stands for (itself and its exact copies)
@@ -76,7 +70,7 @@ class Node(NamedTuple):
 
 def node_of(doc: Document, text_hash: str, sig: bytes | None) -> Node:
     date_us = to_us(doc.warc_date)
-    pre = is_pre_cutoff(doc)
+    pre = captured_pre_cutoff(doc)
     return Node(doc.id, text_hash, date_us, pre, doc.provenance, sig, 1, date_us, pre)
 
 

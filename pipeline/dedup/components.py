@@ -6,7 +6,7 @@ at the fixed point every component is a star around its smallest node, which bec
 is static, so the number of rounds is fixed when the pipeline is built. Dedup graphs are nearly stars from the
 start (every bucket member is linked to the bucket's smallest member), so a handful of rounds is plenty; a
 component that has not converged when the rounds run out is split, never merged wrongly (some duplicates
-survive), and the ``lowbackground:dedup_components_unconverged`` counter says so.
+survive), and the ``components_unconverged`` counter of the dedup stage says so.
 
 Each step streams a node's neighbours twice (minimum first, then the edges out) instead of holding them: a
 node with 100k neighbours costs one pass of paging, not 100k ids in memory.
@@ -15,9 +15,9 @@ node with 100k neighbours costs one pass of paging, not 100k ids in memory.
 from __future__ import annotations
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
-from pipeline.steps import NAMESPACE
+from pipeline.reasons import DEDUP
+from pipeline.steps import StageCounters
 
 DEFAULT_ROUNDS = 8  # a chain of 40 near copies needs 6; real dup components need 1-3
 
@@ -64,14 +64,14 @@ def _small_star(element):
 
 class _Label(beam.DoFn):
     def __init__(self):
-        self.unconverged = Metrics.counter(NAMESPACE, "dedup_components_unconverged")
+        self.counters = StageCounters(DEDUP)
 
     def process(self, element):
         u, neighbours = element
         m = min(u, min(neighbours))  # pass 1
         # At the fixed point a node is a centre (only larger neighbours) or a leaf (its one neighbour, smaller).
         if m < u and any(v != m for v in neighbours):  # pass 2 (leaves only)
-            self.unconverged.inc()
+            self.counters.count("components_unconverged")
         yield u, m
 
 

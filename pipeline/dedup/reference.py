@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.cli import ArgumentParser, InputError, run_command
-from pipeline.dedup.cluster import PRE_CUTOFF, to_us
+from pipeline.dedup.cluster import to_us
 from pipeline.dedup.minhash import (
     BAND_HASH_VERSION,
     DEFAULT_SCHEME,
@@ -57,6 +57,7 @@ from pipeline.layout import (
     run_shards,
     write_atomically,
 )
+from pipeline.provenance import PRE_CUTOFF
 from pipeline.settings import MinHashSettings
 
 INDEX_META_KEY = b"lowbackground.reference_index"

@@ -13,17 +13,6 @@ import re
 
 from detectors.base import HIGHER_IS_MACHINE
 from detectors.calibration import DEFAULT_TARGET_FPR
-from pipeline.document import (
-    REASON_DUPLICATE_EXACT,
-    REASON_DUPLICATE_NEAR,
-    REASON_EMPTY_TEXT,
-    REASON_HTTP_STATUS,
-    REASON_LANGUAGE,
-    REASON_MACHINE_GENERATED,
-    REASON_NON_TEXT,
-    REASON_PAYLOAD_TOO_LARGE,
-    REASON_UNCERTAIN,
-)
 from pipeline.estimators import (
     ALPHA,
     Rate,
@@ -34,6 +23,17 @@ from pipeline.estimators import (
     word_bounds,
 )
 from pipeline.quality import QUALITY_REASONS
+from pipeline.reasons import (
+    REASON_DUPLICATE_EXACT,
+    REASON_DUPLICATE_NEAR,
+    REASON_EMPTY_TEXT,
+    REASON_HTTP_STATUS,
+    REASON_LANGUAGE,
+    REASON_MACHINE_GENERATED,
+    REASON_NON_TEXT,
+    REASON_PAYLOAD_TOO_LARGE,
+    REASON_UNCERTAIN,
+)
 from pipeline.report.load import RunData
 from pipeline.settings import recorded_settings
 from pipeline.stats import POST, POST_OLD, PRE, UNKNOWN, Scale, scale_from_json

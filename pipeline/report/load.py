@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 from pipeline.layout import MANIFEST_FILE, STATS_FILE, WORDS_FILE, exists, join, read_bytes
+from pipeline.reasons import known_reasons
 from pipeline.stats import FORMAT, WORDS_FORMAT
 from schemas.run import IncompleteRun, check_manifest
 
@@ -54,7 +55,7 @@ def load_run(path: str, allow_incomplete: bool = False) -> RunData:
         if raw is None:
             raise IncompleteRun(f"{path} has no {MANIFEST_FILE}: the run is unfinished, crashed or was killed "
                                 "(give --allow-incomplete to report on it anyway)")
-        manifest = check_manifest(raw, manifest_path)
+        manifest = check_manifest(raw, manifest_path, known_reasons())
     except IncompleteRun as exc:
         if not allow_incomplete:
             raise

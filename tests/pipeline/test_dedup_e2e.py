@@ -60,7 +60,7 @@ def test_survivors_are_the_earliest_copies_and_the_manifest_balances(tmp_path):
     assert (alone["content_provenance"], alone["dup_cluster_size"]) == ("post_cutoff", 1)
     counts = manifest["counts"]["rejected_by_reason"]
     assert counts["duplicate_exact"] == 6 and counts["duplicate_near"] == 6
-    assert manifest["metrics"]["rejected_duplicate_near"] == 6
+    assert manifest["metrics"]["dedup"]["rejected_duplicate_near"] == 6
 
 
 def test_reference_index_marks_a_post_cutoff_copy_as_pre_cutoff_content(tmp_path):

@@ -25,8 +25,9 @@ What is compared (the digest):
 * the manifest, field by field, except what describes the software or the moment rather than the run
   (``pipeline_version``, ``versions``): ``schema_version``, ``counts``, ``balanced``, ``inputs``, ``shards``,
   ``thresholds``, ``processed_at``, ``num_buckets``; of Beam's counters (``metrics``), those that make the
-  ledger (``rejected_<reason>``, ``error_<reason>``, ``skipped_<type>``: the other counters are diagnostics whose
-  names the refactor standardises); and the options by what they MEAN (:func:`options_meaning`).
+  ledger (``rejected_<reason>``, ``error_<reason>``, ``skipped_<type>``, totals by name whether the manifest
+  reports them flat or by stage: the other counters are diagnostics whose names the refactor standardises); and
+  the options by what they MEAN (:func:`options_meaning`).
 
 Options by meaning: a manifest records the options a run used, and the refactor changes how (typed settings per
 stage instead of one flat namespace). :func:`options_meaning` reads either form and returns one flat mapping:
@@ -148,6 +149,17 @@ def options_meaning(manifest: dict) -> dict:
     return json.loads(json.dumps(flat, sort_keys=True))
 
 
+def _flat_metrics(metrics: dict) -> dict:
+    """Counters by name. Since issue 11 the manifest reports them by stage ({stage: {name: n}}); a reason code is
+    owned by one stage (two, for record_parse_failed: the reader's and the extractor's), so the totals by name
+    are what the flat form held."""
+    flat: dict[str, int] = {}
+    for key, value in metrics.items():
+        for name, n in (value.items() if isinstance(value, dict) else [(key, value)]):
+            flat[name] = flat.get(name, 0) + n
+    return flat
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -165,7 +177,8 @@ def digest(output: Path) -> dict:
         stats.pop(volatile, None)
     files["stats/stats.json"] = _sha256(json.dumps(stats, sort_keys=True).encode())
     fields = {name: manifest.get(name) for name in MANIFEST_FIELDS}
-    fields["metrics"] = {k: v for k, v in sorted(manifest.get("metrics", {}).items()) if k.startswith(LEDGER_METRICS)}
+    fields["metrics"] = {k: v for k, v in sorted(_flat_metrics(manifest.get("metrics", {})).items())
+                         if k.startswith(LEDGER_METRICS)}
     fields["options"] = options_meaning(manifest)
     return json.loads(json.dumps({"shards": shards, "files": files, "manifest": fields}, sort_keys=True))
 

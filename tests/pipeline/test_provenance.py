@@ -51,10 +51,14 @@ def test_real_run_balances_and_counts_every_record(real_run):
     assert counts["rejected_by_reason"]["non_text_payload"] > 0
     for item in manifest["inputs"]:
         assert len(item["sha256"]) == 64 and item["size"] > 0
-    metrics = manifest["metrics"]
-    assert metrics["records_read"] == 906
-    assert metrics["rejected_non_text_payload"] == counts["rejected_by_reason"]["non_text_payload"]
-    assert metrics["skipped_request"] == 279
+    metrics = manifest["metrics"]  # by stage
+    assert metrics["read"]["records_read"] == 906 and metrics["read"]["skipped_request"] == 279
+    assert metrics["extract"]["rejected_non_text_payload"] == counts["rejected_by_reason"]["non_text_payload"]
+    # each stage's documents in are what it kept and rejected (no stage of this run failed on a document)
+    assert metrics["read"]["kept"] == metrics["extract"]["kept"] + metrics["extract"]["rejected_non_text_payload"]
+    assert metrics["extract"]["kept"] == metrics["content_policy"]["kept"] + sum(
+        n for name, n in metrics["content_policy"].items() if name.startswith("rejected_"))
+    assert metrics["dedup"]["kept"] == counts["curated"]
 
 
 def test_html_is_extracted_with_declared_and_detected_charsets(real_run):

@@ -147,8 +147,8 @@ def test_cascade_sends_only_the_band_to_the_lm_and_matches_direct_scores(tmp_pat
     pre = [r for r in rows if r["url"].startswith("http://pre.")]
     in_band = [r for r in post if band[0] <= r["scores"][0]["value"] <= band[1]]
     assert 0 < len(in_band) < len(post)
-    assert manifest["metrics"]["routed_binoculars"] == len(in_band)
-    assert manifest["metrics"]["routed_fasttext"] == len(post) + len(pre)  # the cheap detector scores everyone
+    assert manifest["metrics"]["score:binoculars"]["routed"] == len(in_band)
+    assert manifest["metrics"]["score:fasttext"]["routed"] == len(post) + len(pre)  # the cheap one scores everyone
     for r in post:
         names = [s["detector"] for s in r["scores"]]
         if r in in_band:

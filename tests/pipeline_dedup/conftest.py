@@ -62,7 +62,8 @@ def at():
 
 
 def run_transform(docs: list[Document], transform: beam.PTransform, tmp_path: Path) -> tuple[list[Document], dict]:
-    """Run ``docs | transform`` on the DirectRunner; return the output documents and the lowbackground counters."""
+    """Run ``docs | transform`` on the DirectRunner; return the output documents (a stage's kept and rejected
+    ones, :mod:`pipeline.steps`) and the lowbackground counters by name (every stage's)."""
     out_file = tmp_path / f"out-{random.getrandbits(32):08x}.pkl"
 
     def capture(actual):  # assert_that hands the whole output to one call
@@ -71,11 +72,15 @@ def run_transform(docs: list[Document], transform: beam.PTransform, tmp_path: Pa
 
     p = beam.Pipeline(runner="DirectRunner", options=PipelineOptions([]))
     out = p | "Create" >> beam.Create(docs, reshuffle=False) | "UnderTest" >> transform
+    if isinstance(out, dict):  # a stage: {kept, rejected}
+        out = [out[k] for k in ("kept", "rejected") if k in out] | "Outputs" >> beam.Flatten()
     assert_that(out, capture)
     result = p.run()
     result.wait_until_finish()
-    counters = {r.key.metric.name: r.committed
-                for r in result.metrics().query(MetricsFilter().with_namespace("lowbackground"))["counters"]}
+    counters: dict[str, int] = {}
+    for r in result.metrics().query(MetricsFilter())["counters"]:
+        if (r.key.metric.namespace or "").startswith("lowbackground."):
+            counters[r.key.metric.name] = counters.get(r.key.metric.name, 0) + r.committed
     with open(out_file, "rb") as fh:
         return pickle.load(fh), counters
 

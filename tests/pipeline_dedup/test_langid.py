@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from pipeline import langid
-from pipeline.document import REASON_LANGUAGE
 from pipeline.langid import LanguageIdentifier, LanguageModelError, LanguageStep, check_language_model
+from pipeline.reasons import REASON_LANGUAGE
 from pipeline.settings import LanguageSettings
 
 
