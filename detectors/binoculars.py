@@ -28,11 +28,8 @@ import torch
 
 from detectors.base import LOWER_IS_MACHINE
 from detectors.lm import LoadedLM
+from detectors.registry import published_thresholds
 from detectors.scoring import LMScorer, load_models
-
-# Published with the reference implementation, for falcon-7b (observer) / falcon-7b-instruct (performer), bf16.
-FALCON_PAIR = ["tiiuae/falcon-7b", "tiiuae/falcon-7b-instruct"]
-FALCON_THRESHOLDS = {"accuracy": 0.9015310749276843, "low-fpr": 0.8536432310785527}
 
 
 class Binoculars(LMScorer):
@@ -44,7 +41,7 @@ class Binoculars(LMScorer):
         tok = observer.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         self.pad_token_id = -1 if pad is None else int(pad)  # -1 never matches a token: nothing excluded
-        self.published_thresholds = dict(FALCON_THRESHOLDS) if self.model_ids == FALCON_PAIR else {}
+        self.published_thresholds = published_thresholds(self.name, self.model_ids)
 
     @classmethod
     def from_pretrained(cls, observer: str, performer: str, device: str = "auto", dtype: str | None = None,

@@ -15,6 +15,7 @@ import json
 import math
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import version as _version
 
@@ -65,30 +66,100 @@ def threshold_at_fpr(human_scores, target_fpr: float, direction: str, n_bootstra
     return t, float(lo), float(hi), n
 
 
-@dataclass
+@dataclass(frozen=True)
+class LanguageThreshold:
+    """A per-language threshold; ``measurable`` is False when the language had too few human texts for the target
+    FPR (fewer than 1 / FPR): such an entry is recorded but never used."""
+
+    threshold: float
+    ci: tuple[float, float] | None = None
+    n_human: int | None = None
+    measurable: bool = True
+
+
+@dataclass(frozen=True)
 class Thresholds:
-    """A loaded thresholds file. `threshold_for(language)` falls back to the global threshold when the language has
-    no entry or too few human texts for the target FPR."""
+    """One detector's decision thresholds: the one typed form of a threshold in the project. A `lowbg detect
+    calibrate` file (:func:`load_thresholds`, :meth:`from_document`), a `lowbg curate` run's calibration (the
+    entries of its ``_thresholds.json`` and of the manifest's ``thresholds``: :meth:`to_entry`,
+    :meth:`from_entry`), `lowbg decide` and collapse's detector filters all read and decide through it.
+
+    ``threshold_for(language)`` is the language's threshold where one is measurable, else the global one;
+    ``is_machine(score, language)`` applies the decision rule (module docstring). ``threshold`` is None when
+    nothing could set one (then nothing is flagged)."""
 
     detector: str
-    models: list[str]
+    models: tuple[str, ...]
     direction: str
     target_fpr: float
-    threshold: float
-    ci: tuple[float, float]
-    n_negatives: int
-    languages: dict[str, dict] = field(default_factory=dict)
-    raw: dict = field(default_factory=dict)
+    threshold: float | None
+    ci: tuple[float, float] | None = None
+    n_human: int | None = None
+    languages: Mapping[str, LanguageThreshold] = field(default_factory=dict)
+    source: str = ""  # where the threshold comes from: this run's calibration, a file, a published default
+    note: str | None = None  # why it does not come from this run's own calibration, when it does not
 
-    def threshold_for(self, language: str | None = None) -> float:
+    def threshold_for(self, language: str | None = None) -> float | None:
         entry = self.languages.get(language) if language else None
-        return entry["threshold"] if entry and entry.get("measurable") else self.threshold
+        return entry.threshold if entry is not None and entry.measurable else self.threshold
 
     def is_machine(self, score: float | None, language: str | None = None) -> bool | None:
-        if score is None:
-            return None
+        """Whether ``score`` is beyond the threshold; None when there is no score or no threshold."""
         t = self.threshold_for(language)
+        if score is None or t is None:
+            return None
         return score > t if self.direction == HIGHER_IS_MACHINE else score < t
+
+    def to_entry(self) -> dict:
+        """The run's record of these thresholds (one entry of ``_thresholds.json`` and the manifest's
+        ``thresholds``); languages without a measurable threshold are left out."""
+        entry: dict = {"detector": self.detector, "models": list(self.models), "direction": self.direction,
+                       "target_fpr": self.target_fpr,
+                       "languages": {lang: {"threshold": t.threshold, "ci": list(t.ci) if t.ci is not None else None,
+                                            "n_human": t.n_human}
+                                     for lang, t in self.languages.items() if t.measurable},
+                       "n_human": self.n_human, "threshold": self.threshold,
+                       "ci": list(self.ci) if self.ci is not None else None, "source": self.source}
+        if self.note is not None:
+            entry["note"] = self.note
+        return entry
+
+    @classmethod
+    def from_entry(cls, entry: Mapping) -> Thresholds:
+        """Read one entry of a run's thresholds record back (ValueError when it lacks what deciding needs)."""
+        try:
+            ci = entry.get("ci")
+            return cls(detector=str(entry["detector"]), models=tuple(entry.get("models") or ()),
+                       direction=str(entry["direction"]), target_fpr=float(entry["target_fpr"]),
+                       threshold=None if entry.get("threshold") is None else float(entry["threshold"]),
+                       ci=(float(ci[0]), float(ci[1])) if ci else None, n_human=entry.get("n_human"),
+                       languages={lang: LanguageThreshold(float(v["threshold"]),
+                                                          tuple(v["ci"]) if v.get("ci") else None, v.get("n_human"))
+                                  for lang, v in (entry.get("languages") or {}).items()},
+                       source=str(entry.get("source", "")), note=entry.get("note"))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"a thresholds record without {exc}: not one `lowbg curate` writes") from exc
+
+    @classmethod
+    def from_document(cls, doc: Mapping, detector_name: str, model_ids: list[str] | tuple[str, ...],
+                      where: str = "thresholds") -> Thresholds:
+        """A `lowbg detect calibrate` document (already parsed), refusing one made for another detector or
+        other models (ValueError naming ``where``)."""
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"{where}: not a thresholds file of format {FORMAT!r} (got {doc.get('format')!r})")
+        if doc.get("detector") != detector_name:
+            raise ValueError(f"{where}: thresholds were calibrated for detector {doc.get('detector')!r}, not "
+                             f"{detector_name!r}; a threshold only means something for the detector that set it")
+        if list(doc.get("models", [])) != list(model_ids):
+            raise ValueError(f"{where}: thresholds were calibrated with models {doc.get('models')}, not "
+                             f"{list(model_ids)}; scores of different models are not on the same scale, recalibrate")
+        return cls(detector=doc["detector"], models=tuple(doc["models"]), direction=doc["direction"],
+                   target_fpr=float(doc["target_fpr"]), threshold=float(doc["threshold"]),
+                   ci=(float(doc["ci"][0]), float(doc["ci"][1])), n_human=int(doc["n_negatives"]),
+                   languages={lang: LanguageThreshold(float(v["threshold"]), tuple(v["ci"]) if v.get("ci") else None,
+                                                      v.get("n_negatives"), bool(v.get("measurable", True)))
+                              for lang, v in (doc.get("languages") or {}).items()},
+                   source=str(doc.get("source") or ""))
 
 
 def _entry(scores, target_fpr, direction, n_bootstrap, seed) -> dict:
@@ -135,15 +206,6 @@ def load_thresholds(path: str | os.PathLike, detector_name: str, model_ids: list
     """Read a thresholds file, refusing one made for another detector or other models (ValueError)."""
     with open(path, encoding="utf-8") as f:
         doc = json.load(f)
-    if doc.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a thresholds file of format {FORMAT!r} (got {doc.get('format')!r})")
-    if doc.get("detector") != detector_name:
-        raise ValueError(f"{path}: thresholds were calibrated for detector {doc.get('detector')!r}, not "
-                         f"{detector_name!r}; a threshold only means something for the detector that set it")
-    if list(doc.get("models", [])) != list(model_ids):
-        raise ValueError(f"{path}: thresholds were calibrated with models {doc.get('models')}, not {list(model_ids)}; "
-                         "scores of different models are not on the same scale, recalibrate")
-    return Thresholds(detector=doc["detector"], models=list(doc["models"]), direction=doc["direction"],
-                      target_fpr=float(doc["target_fpr"]), threshold=float(doc["threshold"]),
-                      ci=(float(doc["ci"][0]), float(doc["ci"][1])), n_negatives=int(doc["n_negatives"]),
-                      languages=dict(doc.get("languages", {})), raw=doc)
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: not a thresholds file of format {FORMAT!r} (not a JSON object)")
+    return Thresholds.from_document(doc, detector_name, model_ids, str(path))

@@ -66,6 +66,27 @@ def _file_digest(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
 
 
+def _model_file(model: str | os.PathLike | None, stack: ExitStack) -> tuple[Path, str]:
+    """(the model file, its label): the shipped model for None."""
+    if model is None:
+        ref = resources.files("detectors") / "data" / DEFAULT_MODEL_RESOURCE
+        path = Path(stack.enter_context(resources.as_file(ref)))
+        label = f"fasttext:lowbackground/{DEFAULT_MODEL_RESOURCE}"
+    else:
+        path = Path(model)
+        label = f"fasttext:{path.name}"
+    if not path.is_file():
+        raise FileNotFoundError(f"fastText model not found: {path}")
+    return path, label
+
+
+def fasttext_model_id(model: str | os.PathLike | None = None) -> str:
+    """The model id a :class:`FastTextDetector` of this model reports, without loading it (a hash of the file)."""
+    with ExitStack() as stack:
+        path, label = _model_file(model, stack)
+        return f"{label}@sha256:{_file_digest(path)}"
+
+
 class FastTextDetector:
     """P(machine) from a fastText classifier; the shipped model by default. HIGH means machine."""
 
@@ -78,15 +99,7 @@ class FastTextDetector:
 
         self.max_words = int(max_words)
         with ExitStack() as stack:
-            if model is None:
-                ref = resources.files("detectors") / "data" / DEFAULT_MODEL_RESOURCE
-                path = stack.enter_context(resources.as_file(ref))
-                label = f"fasttext:lowbackground/{DEFAULT_MODEL_RESOURCE}"
-            else:
-                path = Path(model)
-                label = f"fasttext:{path.name}"
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"fastText model not found: {path}")
+            path, label = _model_file(model, stack)
             # fastText's own binary format (no pickle); the digest binds thresholds to these exact weights.
             self.model = fasttext.load_model(str(path))
             self.model_ids = [f"{label}@sha256:{_file_digest(path)}"]

@@ -7,13 +7,12 @@ arbitrary code from the file.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+from detectors.registry import check_safetensors_only
+
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
 
@@ -71,23 +70,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         return DTYPES[dtype]
     except KeyError:
         raise ValueError(f"unknown dtype {dtype!r}; expected auto or one of {sorted(DTYPES)}") from None
-
-
-def check_safetensors_only(path: str | os.PathLike) -> None:
-    """Refuse a local model directory whose weights exist only in pickle form."""
-    p = Path(path)
-    if not p.is_dir():
-        return  # a hub id: from_pretrained(use_safetensors=True) refuses pickle-only repositories itself
-    files = [f.name for f in p.iterdir() if f.is_file()]
-    if any(f.endswith(".safetensors") or f == "model.safetensors.index.json" for f in files):
-        return
-    pickles = sorted(f for f in files if f.endswith(_PICKLE_SUFFIXES) and "tokenizer" not in f)
-    if pickles:
-        raise ValueError(
-            f"refusing to load {p}: it has only pickle weights ({', '.join(pickles)}). Unpickling runs arbitrary "
-            "code stored in the file, so lowbackground loads safetensors only. Convert the checkpoint to "
-            "safetensors with a tool you trust (e.g. model.save_pretrained() in a sandbox) and retry.")
-    raise ValueError(f"no model weights (*.safetensors) found in {p}")
 
 
 def load_causal_lm(path_or_id: str, device: str | torch.device = "auto",

@@ -28,6 +28,7 @@ from apache_beam.runners.runner import PipelineState
 
 import schemas
 from common.cli import ArgumentParser, InputError, RunFailed, run_command
+from pipeline.decision import CalibrateAndDecide, check_thresholds_file
 from pipeline.dedup import Dedup, ReferenceIndexError
 from pipeline.document import utcnow
 from pipeline.ingest import ExtractText, ReadWarc, read_path_list
@@ -47,12 +48,11 @@ from pipeline.layout import (
     temporaries,
     write_bytes,
 )
-from pipeline.machine_policy import check_thresholds_file
 from pipeline.manifest import UnbalancedRun, build_manifest, check_balance, write_manifest
 from pipeline.options import parse_curate_args
 from pipeline.policy import ContentPolicy
 from pipeline.quality import QualityStep
-from pipeline.scoring import CalibrateAndDecide, ScoreCascade, detector_infos, release_detectors
+from pipeline.scoring import ScoreCascade, detector_specs
 from pipeline.settings import CurateSettings, IngestSettings
 from pipeline.sinks import WriteShards
 from pipeline.stats import RunStats
@@ -120,7 +120,7 @@ def build(pipeline: beam.Pipeline, settings: CurateSettings, processed_at: dt.da
     stages.append(stages[-1][KEPT] | "Dedup" >> dedup)
     thresholds = None
     if settings.scoring.detectors:
-        stages.append(stages[-1][KEPT] | "ScoreCascade" >> ScoreCascade(settings.scoring))
+        stages.append(stages[-1][KEPT] | "ScoreCascade" >> ScoreCascade(settings.scoring, detectors))
         decide = CalibrateAndDecide(settings.decision, detectors, output)
         stages.append(stages[-1][KEPT] | "CalibrateAndDecide" >> decide)
         thresholds = decide.thresholds
@@ -191,10 +191,9 @@ def run_curate(argv: list[str] | CurateSettings) -> dict:
             check_language_model(settings.language.model, settings.language.languages)
     except LanguageModelError as exc:
         raise StartupError(str(exc)) from exc
-    release_detectors()
     scoring = settings.scoring
-    try:
-        detectors = detector_infos(scoring) if scoring.detectors else []
+    try:  # described from the registry (model files hashed, model folders checked), nothing loaded
+        detectors = detector_specs(scoring) if scoring.detectors else []
     except Exception as exc:
         raise StartupError(f"cannot load detector(s) {','.join(scoring.detectors)}: {type(exc).__name__}: "
                            f"{exc}") from exc
@@ -214,12 +213,9 @@ def run_curate(argv: list[str] | CurateSettings) -> dict:
     options = PipelineOptions(list(settings.beam_args))
     pipeline = beam.Pipeline(options=options)
     build(pipeline, settings, processed_at, num_buckets, detectors, dedup)
-    try:
-        result = pipeline.run()
-        if getattr(result, "has_job", True):
-            result.wait_until_finish()
-    finally:
-        release_detectors()
+    result = pipeline.run()
+    if getattr(result, "has_job", True):
+        result.wait_until_finish()
     if not getattr(result, "has_job", True):
         # A Flex Template launch or --dry_run submits (or only builds) a job: there is nothing on disk yet. The
         # manifest is written afterwards with `lowbg manifest OUTPUT`.

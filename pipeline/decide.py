@@ -1,34 +1,66 @@
-"""`lowbg decide`: re-split scored shards under a new policy, without re-scoring.
+"""`lowbg decide`: re-split a run's rows under new policies, from the values stored on them, without re-running.
 
-Reads the curated and rejected shards of a `lowbg curate` run, recomputes the thresholds from the stored scores
-of its pre-cutoff documents (or takes them from ``--thresholds``), clears earlier ``machine_generated`` and
-``uncertain`` decisions, applies :class:`pipeline.machine_policy.MachinePolicy` again and writes new curated and
-rejected shards (one output shard per input shard, same names) and a manifest that balances: every row read is
-written exactly once, and ``stats/`` recomputed from the rows it wrote
-(pipeline/stats.py). Other reject reasons (language, dedup, ...) are kept as they were.
+Every rejection that is a *policy over stored values* (:data:`pipeline.reasons.REDECIDABLE`) is made again, in
+pipeline order, with its own reason code:
+
+* language (``language``): ``--languages`` / ``--min-language-score`` over ``language`` and ``language_score``
+  (:func:`pipeline.langid.language_decision`);
+* quality: ``--min-words`` (``quality_min_words``), then the ``--quality-preset`` rules (``quality_<rule>``) over
+  the stored signals (:func:`pipeline.quality.quality_decision`); a preset whose signals the run did not store is
+  refused before anything is written (curate with ``--quality-signals`` to store them);
+* machine text (``machine_generated``, ``uncertain``): thresholds recomputed from the stored scores of the
+  pre-cutoff documents that reach the decision under the new policies (or ``--thresholds``), then
+  :class:`pipeline.decision.MachinePolicy` (``--target-fpr``, ``--on-machine``, ``--on-uncertain``).
+
+Each setting not given on the command line is the source run's (its manifest's ``options``). What stays as it
+was: rejections decided from the record or the whole run (HTTP, content, decoding, dedup: ``redecide: kept`` in
+the registry), and a row the source run rejected at a policy *before dedup* that the new policies would keep:
+it never went through dedup and scoring, so no stored value says what would happen to it next. Such rows keep
+their rejection and are counted in the manifest's ``not_redecided`` (by reason); loosening those policies needs a
+new `lowbg curate` run. A duplicate stays a duplicate (dedup is not re-run) even when a stricter policy now
+rejects the copy it duplicated.
+
+Output: one curated and one rejected shard per input shard name (``curated/NAME`` and ``rejected/NAME`` of the
+source are read together and written together), ``_thresholds.json`` where the run was scored, ``stats/``
+recomputed from the rows written, and a manifest that balances: ``records_in`` (rows read) = curated + rejected
+as counted again from the written shards. The manifest records the settings used, whole (``options``: the
+source run's settings by stage with ``language``, ``quality`` and ``decision`` replaced by those applied).
 
 The input must be a finished run (:mod:`schemas.run`): its manifest is valid and names exactly the shards in the
-folder; ``--allow-incomplete`` reads a folder without one (the shards present, the detectors and options of its
-``_thresholds.json`` and the flags), and the new manifest says so (``"source_complete": false``). The output must
-not be the input folder, nor inside it or around it. Before anything is read, the output is checked: writable,
-and not holding another run unless ``--overwrite``. Every file goes through Beam's FileSystems (local, gs://,
-s3://) and is written atomically, the manifest last.
+folder; ``--allow-incomplete`` reads a folder without one (the shards present, the detectors of its
+``_thresholds.json``, `lowbg curate`'s defaults for what no manifest records), and the new manifest says so
+(``"source_complete": false``). The output must not be the input folder, nor inside it or around it. Before
+anything is read, the output is checked: writable, and not holding another run unless ``--overwrite``. Every file
+goes through Beam's FileSystems (local, gs://, s3://, any registered filesystem) and is written atomically, the
+manifest last.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import os
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import pyarrow.parquet as pq
 
 import schemas
-from common.cli import ArgumentParser, InputError, run_command
+from common.cli import ArgumentParser, InputError, csv_list, fraction, non_negative_int, run_command
 from common.flags import add_flag
+from detectors.registry import DetectorSpec, published_thresholds
+from pipeline import quality
+from pipeline.decision import (
+    CALIBRATED,
+    MachinePolicy,
+    calibration_keys,
+    compute_thresholds,
+    flags,
+    thresholds_from_record,
+    thresholds_record,
+)
 from pipeline.document import Document
+from pipeline.langid import language_decision
 from pipeline.layout import (
     THRESHOLDS_FILE,
     basename,
@@ -42,27 +74,46 @@ from pipeline.layout import (
     read_run_manifest,
     run_shards,
     write_atomically,
+    write_bytes,
 )
-from pipeline.machine_policy import DetectorInfo, MachinePolicy, calibration_keys, compute_thresholds
-from pipeline.manifest import check_balance, write_manifest
+from pipeline.manifest import assemble_manifest, check_balance, count_shards, write_manifest
 from pipeline.options import add_pipeline_flag
-from pipeline.reasons import REASON_MACHINE_GENERATED, REASON_UNCERTAIN
-from pipeline.settings import recorded_settings
-from pipeline.stats import RunStatsAccumulator, flags_for, write_stats
+from pipeline.reasons import DECISION, LANGUAGE, QUALITY, REDECIDABLE, REJECT_REASONS, STAGES
+from pipeline.settings import ON_MACHINE, DecisionSettings, LanguageSettings, recorded_settings, to_json
+from pipeline.stats import RunStatsAccumulator, write_stats
 
-REDECIDED = frozenset({REASON_MACHINE_GENERATED, REASON_UNCERTAIN})
 KINDS = ("curated", "rejected")
-# `lowbg curate`'s defaults, for a source run without a manifest (--allow-incomplete)
-CURATE_DEFAULTS = {"target_fpr": 0.01, "min_calibration_docs": 200, "on_uncertain": "keep"}
+POLICY_STAGES = (LANGUAGE, QUALITY, DECISION)  # the stages whose rejections are policies, in pipeline order
+
+
+@dataclass(frozen=True)
+class DecideSettings:
+    """The policies `lowbg decide` applies (module docstring): the source run's, with the command line's on top."""
+
+    language: LanguageSettings
+    quality: quality.QualitySettings
+    decision: DecisionSettings
+    language_enabled: bool = True  # the source run identified languages (else the language policy cannot apply)
 
 
 def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="lowbg decide", description=__doc__.split("\n\n")[0])
-    p.add_argument("--input", required=True, metavar="RUN_DIR", help="output folder of a scored `lowbg curate` run")
+    p.add_argument("--input", required=True, metavar="RUN_DIR", help="output folder of a `lowbg curate` run")
     p.add_argument("--output", required=True, metavar="DIR", help="a new folder (not the input, nor in it)")
+    p.add_argument("--languages", type=csv_list, default=None, metavar="en,de,...",
+                   help="keep only these languages (default: the run's)")
+    p.add_argument("--all-languages", action="store_true", help="drop the run's --languages restriction")
+    p.add_argument("--min-language-score", type=fraction, default=None,
+                   help="reject documents whose stored language-ID confidence is lower (default: the run's)")
+    p.add_argument("--min-words", type=non_negative_int, default=None,
+                   help="reject documents with fewer stored words (default: the run's)")
+    p.add_argument("--quality-preset", choices=list(quality.PRESETS), default=None,
+                   help="re-apply this preset's rules to the stored signals (default: the run's)")
     add_flag(p, "--target-fpr", default=None, default_note="the run's")
     for flag in ("--min-calibration-docs", "--on-uncertain"):
         add_pipeline_flag(p, flag, default=None, default_note="the run's")
+    p.add_argument("--on-machine", choices=[c for c in ON_MACHINE if c != "auto"], default=None,
+                   help="reject (machine_generated) or keep what the deciding detector flags (default: the run's)")
     add_pipeline_flag(p, "--thresholds")
     add_flag(p, "--allow-incomplete")
     add_flag(p, "--overwrite")
@@ -72,150 +123,263 @@ def build_parser() -> ArgumentParser:
 def check_thresholds_arg(path: str | None) -> None:
     if path is None:
         return
-    if not os.path.isfile(path):
+    if not exists(path):
         raise InputError(f"--thresholds {path}: no such file")
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"--thresholds {path}: not a readable thresholds JSON file: {exc}") from exc
     if not isinstance(data, dict) or "detector" not in data:
         raise InputError(f"--thresholds {path}: not a thresholds file of `lowbg detect calibrate` (no detector)")
 
 
-def _rows(paths: list[str], kind: str) -> Iterator[tuple[str, list[dict]]]:
-    for path in paths:
-        with open_read(path) as fh:
-            table = pq.read_table(fh)
-        try:
-            schemas.validate_table(table, kind)
-        except schemas.SchemaMismatch as exc:
-            raise InputError(f"{path}: {exc}") from exc
-        yield path, table.to_pylist()
+def _fields(cls, recorded: Mapping) -> dict:
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in recorded.items() if k in names}
 
 
-def _options(recorded: dict, thresholds: dict) -> dict:
-    """The run's decision options; where its manifest does not record them (a manifest written afterwards by
-    `lowbg manifest`), the target FPR its thresholds were computed for, and `lowbg curate`'s defaults."""
-    options = dict(CURATE_DEFAULTS)
+def source_settings(recorded: Mapping, thresholds: Mapping) -> tuple[DecideSettings, dict[str, dict]]:
+    """The source run's policies (typed) and its settings by stage. Where its manifest does not record them (a
+    manifest written afterwards by `lowbg manifest`, or none), `lowbg curate`'s defaults, and the target FPR its
+    thresholds were computed for."""
+    stages = recorded_settings(dict(recorded))
+    lang = _fields(LanguageSettings, stages.get("language", {}))
+    enabled = bool(lang.pop("enabled", True))
+    if lang.get("languages") is not None:
+        lang["languages"] = tuple(lang["languages"])
+    qual = _fields(quality.QualitySettings, stages.get("quality", {}))
+    qual["signals"] = tuple(qual.get("signals") or ())
+    dec = _fields(DecisionSettings, stages.get("decision", {}))
     fprs = {e.get("target_fpr") for e in thresholds.values() if isinstance(e, dict)} - {None}
-    if len(fprs) == 1:
-        options["target_fpr"] = fprs.pop()
-    decision = recorded_settings(recorded).get("decision", {})
-    options.update({k: decision[k] for k in CURATE_DEFAULTS if decision.get(k) is not None})
-    return options
+    if "target_fpr" not in dec and len(fprs) == 1:
+        dec["target_fpr"] = fprs.pop()
+    if "on_machine" not in dec:  # runs before --on-machine rejected whenever they were scored
+        dec["on_machine"] = "reject" if thresholds else "keep"
+    try:
+        settings = DecideSettings(LanguageSettings(**lang), quality.QualitySettings(**qual),
+                                  DecisionSettings(**dec), enabled)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"the run's recorded settings cannot be read back: {exc}") from exc
+    return settings, stages
 
 
-def _source(run_dir: str, allow_incomplete: bool) -> tuple[dict | None, dict, dict]:
-    """(manifest or None, options, thresholds of the run) of the source run."""
+def apply_arguments(base: DecideSettings, args) -> DecideSettings:
+    """The command line's settings on top of the run's (None: the run's)."""
+    lang = base.language
+    if args.all_languages and args.languages is not None:
+        raise InputError("--languages and --all-languages contradict each other")
+    if args.languages is not None or args.all_languages:
+        lang = dataclasses.replace(lang, languages=None if args.all_languages else tuple(args.languages))
+    if args.min_language_score is not None:
+        lang = dataclasses.replace(lang, min_score=args.min_language_score)
+    if lang != base.language and not base.language_enabled:
+        raise InputError("the run did not identify languages (--skip-language-id): no stored language to decide on")
+    qual = base.quality
+    if args.quality_preset is not None:
+        qual = dataclasses.replace(qual, preset=args.quality_preset)
+    if args.min_words is not None:
+        qual = dataclasses.replace(qual, min_words=args.min_words)
+    changes = {name: getattr(args, name) for name in ("target_fpr", "thresholds", "min_calibration_docs",
+                                                      "on_uncertain", "on_machine")
+               if getattr(args, name) is not None}
+    return DecideSettings(lang, qual, dataclasses.replace(base.decision, **changes), base.language_enabled)
+
+
+def _read(path: str, kind: str) -> list[dict]:
+    with open_read(path) as fh:
+        table = pq.read_table(fh)
+    try:
+        schemas.validate_table(table, kind)
+    except schemas.SchemaMismatch as exc:
+        raise InputError(f"{path}: {exc}") from exc
+    return table.to_pylist()
+
+
+def _source(run_dir: str, allow_incomplete: bool) -> tuple[dict | None, dict]:
+    """(manifest or None, thresholds record) of the source run."""
     manifest = read_run_manifest(run_dir, allow_incomplete)
     if manifest is not None:
-        old = manifest.get("thresholds") or {}
-        if not old:
-            raise InputError(f"{run_dir} was not scored (no thresholds in its manifest): nothing to re-decide")
-        return manifest, _options(manifest.get("options") or {}, old), old
+        return manifest, dict(manifest.get("thresholds") or {})
     path = join(run_dir, THRESHOLDS_FILE)
     if not exists(path):
-        raise InputError(f"{run_dir} has neither a valid manifest nor {THRESHOLDS_FILE}: it was not scored or "
-                         "stopped before calibration; nothing to re-decide")
+        return None, {}
     try:
-        old = read_json(path)
-    except (OSError, ValueError) as exc:
+        return None, dict(read_json(path))
+    except (OSError, ValueError, TypeError) as exc:
         raise InputError(f"{path}: unreadable: {exc}") from exc
-    return None, _options({}, old), old
 
 
-def decide(run_dir: str | Path, output: str | Path, target_fpr: float | None = None,
-           thresholds_file: str | None = None, min_docs: int | None = None, on_uncertain: str | None = None,
-           *, allow_incomplete: bool = False, overwrite: bool = False) -> dict:
+def _stage_index(stage: str) -> int:
+    return STAGES.index(stage)
+
+
+def reached(row_reason: str | None, stage: str) -> bool:
+    """Whether a row with this reason (None: curated) went through ``stage`` in the source run."""
+    return row_reason is None or _stage_index(REJECT_REASONS[row_reason].stage) >= _stage_index(stage)
+
+
+class Redecider:
+    """The new decision for one row, before the machine-text decision (module docstring): (reason, detail),
+    None (it reaches the decision), or the row's own rejection when it stays as it was."""
+
+    def __init__(self, settings: DecideSettings, scored: bool):
+        self.settings, self.scored = settings, scored
+        self.not_redecided: Counter = Counter()
+
+    def before_decision(self, doc: Document) -> tuple[str, str | None] | None:
+        old = doc.reason
+        s = self.settings
+        if s.language_enabled and reached(old, LANGUAGE):
+            rejected = language_decision(doc.language, doc.language_score, s.language)
+            if rejected:
+                return rejected
+        if reached(old, QUALITY):
+            try:
+                rejected = quality.quality_decision(doc, s.quality)
+            except quality.MissingSignal as exc:
+                raise InputError(f"document {doc.id}: {exc}") from exc
+            if rejected:
+                return rejected
+        if old is None:
+            return None
+        stage = REJECT_REASONS[old].stage
+        if old not in REDECIDABLE or stage == DECISION:
+            return None if stage == DECISION else (old, doc.detail)
+        # rejected by a language or quality policy the new settings pass: it never reached dedup and scoring
+        self.not_redecided[old] += 1
+        return old, doc.detail
+
+
+def _pairs(run_dir: str, source: dict | None) -> Iterator[tuple[str, dict[str, list[str]]]]:
+    by_name: dict[str, dict[str, list[str]]] = defaultdict(dict)
+    for kind in KINDS:
+        for path in run_shards(run_dir, kind, source):
+            by_name[basename(path)].setdefault(kind, []).append(path)
+    yield from sorted(by_name.items())
+
+
+def _docs(paths: dict[str, list[str]]) -> Iterator[Document]:
+    for kind in KINDS:
+        for path in paths.get(kind, []):
+            for row in _read(path, kind):
+                yield Document.from_row(row)
+
+
+def _specs(record: Mapping) -> list[DetectorSpec]:
+    try:
+        thresholds = thresholds_from_record(record)
+    except ValueError as exc:
+        raise InputError(f"the run's thresholds record: {exc}") from exc
+    return [DetectorSpec(t.detector, t.direction, t.models, tuple(sorted(published_thresholds(t.detector,
+                                                                                              t.models).items())))
+            for t in thresholds.values()]
+
+
+def redecide_thresholds(samples, specs: list[DetectorSpec], settings: DecisionSettings, previous: Mapping):
+    """Thresholds from the stored scores; where this run cannot calibrate and no --thresholds file is given, the
+    source run's own threshold is kept (it decided the rows being re-decided) before any published default."""
+    computed = compute_thresholds(samples, specs, settings)
+    old = thresholds_from_record(previous)
+    for name, t in computed.items():
+        before = old.get(name)
+        if t.source == CALIBRATED or t.source.startswith("file ") or before is None or before.threshold is None:
+            continue
+        computed[name] = dataclasses.replace(before, note=t.note, source=f"previous run ({before.source})")
+    return computed
+
+
+def decide(run_dir: str, output: str, args=None, *, allow_incomplete: bool = False, overwrite: bool = False,
+           **overrides) -> dict:
+    """Re-split ``run_dir`` into ``output`` (module docstring). ``args``: the parsed command line (or keyword
+    ``overrides`` with its dest names: ``target_fpr=0.2``, ``min_words=80``, ...)."""
     run_dir, output = str(run_dir), str(output)
+    if args is None:
+        args = build_parser().parse_args(["--input", run_dir, "--output", output])
+        for key, value in overrides.items():
+            if not hasattr(args, key):
+                raise TypeError(f"decide() got an unknown setting {key!r}")
+            setattr(args, key, value)
     # Everything that can be refused is refused before a shard is read.
     check_separate(run_dir, output)
-    check_thresholds_arg(thresholds_file)
+    check_thresholds_arg(args.thresholds)
     check_writable(output)
-    source, options, old = _source(run_dir, allow_incomplete)
+    source, old_record = _source(run_dir, allow_incomplete)
+    base, stages = source_settings((source or {}).get("options") or {}, old_record)
+    settings = apply_arguments(base, args)
+    specs = _specs(old_record)
+    pairs = list(_pairs(run_dir, source))
     prepare_output(output, overwrite)
-    target_fpr = target_fpr if target_fpr is not None else options["target_fpr"]
-    min_docs = min_docs if min_docs is not None else options["min_calibration_docs"]
-    on_uncertain = on_uncertain or options["on_uncertain"]
-    try:
-        infos = [DetectorInfo(name, e["direction"], tuple(e["models"])) for name, e in old.items()]
-    except (AttributeError, KeyError, TypeError) as exc:
-        raise InputError(f"{run_dir}: thresholds record without detector direction and models: {exc}") from exc
-    shards = {kind: run_shards(run_dir, kind, source) for kind in KINDS}
 
-    # Pass 1: the stored scores of pre-cutoff documents (kept ones: the population the pipeline calibrated on).
+    # Pass 1: the new decision before the machine-text one; the stored scores of the pre-cutoff documents that
+    # reach it (the population the pipeline calibrates on).
+    redecider = Redecider(settings, bool(specs))
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for kind in KINDS:
-        for _, rows in _rows(shards[kind], kind):
-            for row in rows:
-                doc = Document.from_row(row)
-                if kind == "rejected" and row["reason"] not in REDECIDED:
-                    continue
+    for _, paths in pairs:
+        for doc in _docs(paths):
+            if redecider.before_decision(doc) is None:
                 for detector, language, _, value in calibration_keys(doc):
                     samples[(detector, language)].append(value)
-    thresholds = compute_thresholds(samples, infos, target_fpr, min_docs, thresholds_file)
-    for name, entry in thresholds.items():  # keep a published/file fallback the run used when we cannot calibrate
-        if entry.get("threshold") is None and old.get(name, {}).get("threshold") is not None:
-            entry.update(threshold=old[name]["threshold"], source=f"previous run ({old[name]['source']})")
+    thresholds = redecide_thresholds(samples, specs, settings.decision, old_record) if specs else {}
+    redecider.not_redecided.clear()  # counted again in pass 2
 
-    # Pass 2: decide again and write, one output shard per input shard.
-    policy = MachinePolicy([i.name for i in infos], on_uncertain)
-    out_rows: dict[str, dict[str, list[dict]]] = {"curated": {}, "rejected": {}}
-    records_in, reasons = 0, Counter()
+    # Pass 2: decide again and write, one output shard per input shard name.
+    policy = MachinePolicy([s.name for s in specs], settings.decision)
     stats = RunStatsAccumulator()  # stats/ of the new split, from the same rows (pipeline/stats.py)
-    for kind in KINDS:
-        for path, rows in _rows(shards[kind], kind):
-            name = basename(path)
-            for row in rows:
-                records_in += 1
-                doc = Document.from_row(row)
-                if doc.reason in REDECIDED:
-                    doc.reason = doc.detail = None
-                doc = policy.decide(doc, thresholds)
-                stats.add_document(doc, flags_for(doc, thresholds))
-                target = "rejected" if doc.rejected else "curated"
-                if doc.rejected:
-                    reasons[doc.reason] += 1
-                out_rows[target].setdefault(name, []).append(doc.to_row())
-    for kind, by_name in out_rows.items():
-        for name, rows in sorted(by_name.items()):
-            write_atomically(join(output, f"{kind}/{name}"),
-                             lambda fh, rows=rows, kind=kind: schemas.write_shard(rows, kind, fh))
-    curated = sum(len(r) for r in out_rows["curated"].values())
-    rejected = sum(len(r) for r in out_rows["rejected"].values())
-    manifest = {
-        "schema_version": schemas.SCHEMA_VERSION, "pipeline_version": schemas.package_version(),
-        "decided_from": run_dir, "source_complete": source is not None,
-        "source_counts": source["counts"] if source else None,
-        "options": {"target_fpr": target_fpr, "thresholds": thresholds_file, "min_calibration_docs": min_docs,
-                    "on_uncertain": on_uncertain, "output": output},
-        "thresholds": thresholds,
-        "counts": {"records_in": records_in, "curated": curated, "rejected": rejected,
-                   "rejected_by_reason": dict(sorted(reasons.items())),
-                   "skipped": {}, "errors": 0, "errors_by_reason": {}},
-        "balanced": records_in == curated + rejected,
-        "shards": {kind: sorted(f"{kind}/{n}" for n in by_name) for kind, by_name in out_rows.items()},
-    }
+    records_in = 0
+    for name, paths in pairs:
+        out: dict[str, list[dict]] = {"curated": [], "rejected": []}
+        for doc in _docs(paths):
+            records_in += 1
+            rejected = redecider.before_decision(doc)
+            doc.reason = doc.detail = None
+            if rejected is None:
+                rejected = policy.decide(doc, thresholds)
+            if rejected is not None:
+                doc.reject(*rejected)
+            stats.add_document(doc, flags(doc, thresholds))
+            out["rejected" if doc.rejected else "curated"].append(doc.to_row())
+        for kind, rows in out.items():
+            if rows:
+                write_atomically(join(output, f"{kind}/{name}"),
+                                 lambda fh, rows=rows, kind=kind: schemas.write_shard(rows, kind, fh))
+    record = thresholds_record(thresholds)
+    if record:
+        write_bytes(join(output, THRESHOLDS_FILE), json.dumps(record, indent=2, sort_keys=True).encode())
+    # The ledger: rows read against the rows in the shards written, counted again from the files.
+    curated, _, _, curated_paths = count_shards(output, "curated")
+    rejected_n, rejected_by, _, rejected_paths = count_shards(output, "rejected")
+    options = {**stages, "language": {**to_json(settings.language), "enabled": settings.language_enabled},
+               "quality": to_json(settings.quality), "decision": to_json(settings.decision),
+               "decide": {"input": run_dir, "output": output, "allow_incomplete": allow_incomplete}}
+    manifest = assemble_manifest(
+        counts={"records_in": records_in, "curated": curated, "rejected": rejected_n,
+                "rejected_by_reason": dict(sorted(rejected_by.items())), "skipped": {}, "errors": 0,
+                "errors_by_reason": {}},
+        shards={"curated": curated_paths, "rejected": rejected_paths, "errors": []}, options=options,
+        extra={"decided_from": run_dir, "source_complete": source is not None,
+               "source_counts": source["counts"] if source else None, "thresholds": record,
+               "not_redecided": dict(sorted(redecider.not_redecided.items()))})
     check_balance(manifest)
-    write_stats(str(output), *stats.to_json({"decided_from": str(run_dir)}, thresholds, "lowbg decide"))
+    write_stats(output, *stats.to_json({"decided_from": run_dir}, record, "lowbg decide"))
     write_manifest(output, manifest)
     return manifest
 
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    manifest = decide(args.input, args.output, args.target_fpr, args.thresholds, args.min_calibration_docs,
-                      args.on_uncertain, allow_incomplete=args.allow_incomplete, overwrite=args.overwrite)
+    manifest = decide(args.input, args.output, args, allow_incomplete=args.allow_incomplete,
+                      overwrite=args.overwrite)
     c = manifest["counts"]
     if not manifest["source_complete"]:
         print(f"note: {args.input} had no valid manifest (--allow-incomplete): decided over the shards present")
     for name, entry in manifest["thresholds"].items():
         print(f"{name}: threshold {entry['threshold']} ({entry['source']}, n_human={entry.get('n_human')})")
     print(f"records {c['records_in']}: curated {c['curated']}, rejected {c['rejected']} {c['rejected_by_reason']}")
+    if manifest["not_redecided"]:
+        print(f"kept as decided (rejected before dedup by a policy the new settings pass; re-run curate to loosen "
+              f"it): {manifest['not_redecided']}")
     return 0
 
 
 def main(argv: list[str]) -> int:
     return run_command("lowbg decide", lambda: _main(argv))
-

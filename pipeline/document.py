@@ -1,9 +1,14 @@
-"""The records that flow through the pipeline: a Document with explicit fields, and an ErrorRecord.
+"""The records that flow through the pipeline: a Document with explicit fields, its ScoreRecords, and an ErrorRecord.
 
 A Document is kept until some step sets ``reason``; from then on later steps pass it through untouched and the
 sink writes it to the rejected shards. Anything that fails with an exception becomes an ErrorRecord instead.
 Every record read from an input therefore ends in exactly one place: curated, rejected (with a reason), error
 (with a reason), or skipped (a non-document WARC record, counted by type).
+
+One definition: the fields of :class:`Document`, :class:`ScoreRecord` and :class:`ErrorRecord` are the columns of
+the shards (:mod:`schemas`): the same names, in the same order, with the same types and nullability (``X | None``
+where the column is nullable). ``tests/pipeline/test_schemas.py`` fails on any difference, so one cannot change
+without the other (and a schema change bumps ``schemas.SCHEMA_VERSION``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,30 @@ import schemas
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class ScoreRecord:
+    """One detector's score of one document, as stored (the ``scores`` column's struct, :data:`schemas.SCORE_TYPE`):
+    ``value`` None when the detector could not score the text (``reason`` says why: ``empty``, ``too_short``...)."""
+
+    detector: str
+    models: tuple[str, ...] | None = None
+    value: float | None = None
+    tokens: int | None = None
+    truncated: bool | None = None
+    reason: str | None = None
+
+    def to_row(self) -> dict:
+        row = {name: getattr(self, name) for name in schemas.SCORE_COLUMNS}
+        row["models"] = list(self.models) if self.models is not None else None
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict) -> ScoreRecord:
+        models = row.get("models")
+        return cls(**{**{k: row.get(k) for k in schemas.SCORE_COLUMNS},
+                      "models": tuple(models) if models is not None else None})
 
 
 @dataclass
@@ -89,7 +118,7 @@ class Document:
     first_seen: dt.datetime | None = None
     content_provenance: str | None = None
     content_provenance_source: str | None = None
-    scores: list[dict] = field(default_factory=list)
+    scores: list[ScoreRecord] = field(default_factory=list)
     not_scored_reason: str | None = None
     processed_at: dt.datetime | None = None
     pipeline_version: str = ""
@@ -111,15 +140,16 @@ class Document:
     def capture_time(self) -> dt.datetime | None:
         return self.warc_date
 
-    def score_of(self, detector: str) -> dict | None:
+    def score_of(self, detector: str) -> ScoreRecord | None:
         for s in self.scores:
-            if s["detector"] == detector:
+            if s.detector == detector:
                 return s
         return None
 
     def to_row(self) -> dict:
         """The row for the curated or rejected shard (the two schemas differ by reason/detail only)."""
         row = {name: getattr(self, name) for name in schemas.DOCUMENT_COLUMNS}
+        row["scores"] = [s.to_row() for s in self.scores]
         if self.rejected:
             row["reason"], row["detail"] = self.reason, self.detail
         return row
@@ -128,8 +158,7 @@ class Document:
     def from_row(cls, row: dict) -> Document:
         names = {f.name for f in dataclasses.fields(cls)}
         doc = cls(**{k: v for k, v in row.items() if k in names})
-        if doc.scores is None:
-            doc.scores = []
+        doc.scores = [ScoreRecord.from_row(s) for s in row.get("scores") or ()]
         return doc
 
 

@@ -243,6 +243,18 @@ class LanguageIdentifier:
         return labels[0].removeprefix(_LABEL_PREFIX), min(float(probs[0]), 1.0)
 
 
+def language_decision(language: str | None, score: float | None,
+                      settings: LanguageSettings) -> tuple[str, str] | None:
+    """The language policy over a document's stored ``language`` and ``language_score``: None when kept, else
+    (``language``, detail). What :class:`LanguageStep` applies, and `lowbg decide` re-applies from a row."""
+    languages, min_score = settings.languages, settings.min_score
+    if languages is not None and language not in languages:
+        return REASON_LANGUAGE, f"{language} not in {','.join(languages)}"
+    if score is not None and score < min_score:
+        return REASON_LANGUAGE, f"{language} {score:.2f} < {min_score:.2f}"
+    return None
+
+
 class LanguageStep:
     """Store language/language_score; reject (``language``) outside ``languages`` or below ``min_score``."""
 
@@ -258,9 +270,5 @@ class LanguageStep:
     def process(self, doc: Document) -> Document:
         lang, score = self.identifier.predict(doc.text or "")
         doc.language, doc.language_score = lang, score
-        languages, min_score = self.settings.languages, self.settings.min_score
-        if languages is not None and lang not in languages:
-            return doc.reject(REASON_LANGUAGE, f"{lang} not in {','.join(languages)}")
-        if score < min_score:
-            return doc.reject(REASON_LANGUAGE, f"{lang} {score:.2f} < {min_score:.2f}")
-        return doc
+        rejected = language_decision(lang, score, self.settings)
+        return doc.reject(*rejected) if rejected else doc

@@ -18,6 +18,7 @@ import schemas
 from common.cli import RunFailed
 from pipeline.layout import INPUTS_FILE, MANIFEST_FILE, finished_shards, join, open_read, relative_shard, write_bytes
 from pipeline.reasons import LIST_STAGE, unknown_reasons
+from schemas.run import SHARD_KINDS
 
 
 class UnbalancedRun(RunFailed):
@@ -57,7 +58,32 @@ def _versions() -> dict:
     return out
 
 
+def assemble_manifest(counts: dict, shards: dict[str, list[str]], options: dict, inputs: list[dict] | None = None,
+                      metrics: dict | None = None, extra: dict | None = None) -> dict:
+    """A run's manifest from its counts and shard paths (`lowbg curate`'s and `lowbg decide`'s alike): the one
+    place its fields are laid out; ``balanced`` is computed here from ``counts``."""
+    manifest = {
+        "schema_version": schemas.SCHEMA_VERSION,
+        "pipeline_version": schemas.package_version(),
+        "inputs": [{"path": i["path"], "size": i["size"], "sha256": i["sha256"], "records_read": i["records"],
+                    "documents": i["documents"], "errors": i["errors"], "skipped": i["skipped"],
+                    "notes": i["notes"], "duplicate_of": i.get("duplicate_of"), "listed": i.get("listed", 1)}
+                   for i in inputs or []],
+        "options": options,
+        "versions": _versions(),
+        "counts": counts,
+        "balanced": counts["records_in"] == counts["curated"] + counts["rejected"] + sum(counts["skipped"].values())
+        + counts["errors"],
+        "metrics": dict(sorted((metrics or {}).items())),
+        "shards": {kind: [relative_shard(kind, p) for p in shards.get(kind, [])] for kind in SHARD_KINDS},
+    }
+    if extra:
+        manifest.update(extra)
+    return manifest
+
+
 def build_manifest(output: str, options: dict, metrics: dict[str, int] | None, extra: dict | None = None) -> dict:
+    """The manifest of a `lowbg curate` run, from what is on disk: its inputs record and its shards."""
     inputs = read_inputs(output)
     curated, _, _, curated_paths = count_shards(output, "curated")
     rejected, rejected_by, _, rejected_paths = count_shards(output, "rejected")
@@ -76,25 +102,8 @@ def build_manifest(output: str, options: dict, metrics: dict[str, int] | None, e
         "errors": errors,
         "errors_by_reason": dict(sorted(errors_by.items())),
     }
-    manifest = {
-        "schema_version": schemas.SCHEMA_VERSION,
-        "pipeline_version": schemas.package_version(),
-        "inputs": [{"path": i["path"], "size": i["size"], "sha256": i["sha256"], "records_read": i["records"],
-                    "documents": i["documents"], "errors": i["errors"], "skipped": i["skipped"],
-                    "notes": i["notes"], "duplicate_of": i.get("duplicate_of"), "listed": i.get("listed", 1)}
-                   for i in inputs],
-        "options": options,
-        "versions": _versions(),
-        "counts": counts,
-        "balanced": records_in == curated + rejected + sum(skipped.values()) + errors,
-        "metrics": dict(sorted((metrics or {}).items())),
-        "shards": {"curated": [relative_shard("curated", p) for p in curated_paths],
-                   "rejected": [relative_shard("rejected", p) for p in rejected_paths],
-                   "errors": [relative_shard("errors", p) for p in error_paths]},
-    }
-    if extra:
-        manifest.update(extra)
-    return manifest
+    return assemble_manifest(counts, {"curated": curated_paths, "rejected": rejected_paths, "errors": error_paths},
+                             options, inputs, metrics, extra)
 
 
 def check_balance(manifest: dict) -> None:

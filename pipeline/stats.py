@@ -46,8 +46,8 @@ import apache_beam as beam
 import pyarrow as pa
 
 import schemas
-from detectors.base import HIGHER_IS_MACHINE
 from pipeline import quality
+from pipeline.decision import ThresholdsOf, flags, thresholds_from_record
 from pipeline.document import Document, ErrorRecord
 from pipeline.layout import STATS_FILE, WORDS_FILE, join, write_bytes
 from pipeline.reasons import REASON_MACHINE_GENERATED, REASON_UNCERTAIN
@@ -288,21 +288,6 @@ def era_of(doc: Document) -> str:
     return UNKNOWN
 
 
-def flags_for(doc: Document, thresholds: dict | None) -> dict[str, bool]:
-    """Per detector, whether the run's rule flags this score (the same rule as MachinePolicy, on every era)."""
-    out: dict[str, bool] = {}
-    if not thresholds:
-        return out
-    for s in doc.scores:
-        entry = thresholds.get(s["detector"])
-        value = s["value"]
-        if value is None or not entry or entry.get("threshold") is None:
-            continue
-        threshold = (entry.get("languages") or {}).get(doc.language, entry)["threshold"]
-        out[s["detector"]] = value > threshold if entry["direction"] == HIGHER_IS_MACHINE else value < threshold
-    return out
-
-
 # --- bounded summaries ---------------------------------------------------------------------------------------
 
 
@@ -441,10 +426,10 @@ class RunStatsAccumulator:
                 host_entry = self.hosts[host] = [0, {}]
             host_entry[0] += 1
         for s in doc.scores:
-            value = s["value"]
+            value = s.value
             if value is None:
                 continue
-            detector = s["detector"]
+            detector = s.detector
             if not math.isfinite(value):
                 counts["nonfinite_scores"][(detector,)] += 1
                 continue
@@ -616,8 +601,14 @@ class RunStatsFn(beam.CombineFn):
         return accumulator
 
 
-def _with_flags(doc: Document, thresholds: dict | None) -> tuple[Document, dict]:
-    return doc, flags_for(doc, thresholds)
+class _Flag(beam.DoFn):
+    """A document and its flags under the run's thresholds (the decision's rule: :func:`pipeline.decision.flags`)."""
+
+    def __init__(self):
+        self.thresholds_of = ThresholdsOf()
+
+    def process(self, doc: Document, record: dict | None):
+        yield doc, flags(doc, self.thresholds_of(record))
 
 
 def _error_item(error: ErrorRecord) -> tuple[ErrorRecord, None]:
@@ -638,10 +629,10 @@ class RunStats(beam.PTransform):
     def expand(self, pcolls):
         if self.thresholds is not None:
             side = beam.pvalue.AsSingleton(self.thresholds)
-            tagged = pcolls["documents"] | "FlagScores" >> beam.Map(_with_flags, side)
+            tagged = pcolls["documents"] | "FlagScores" >> beam.ParDo(_Flag(), side)
         else:
             side = None
-            tagged = pcolls["documents"] | "FlagScores" >> beam.Map(_with_flags, None)
+            tagged = pcolls["documents"] | "FlagScores" >> beam.ParDo(_Flag(), None)
         errors = pcolls["errors"] | "TagErrors" >> beam.Map(_error_item)
         merged = ((tagged, errors)
                   | "StatsInputs" >> beam.Flatten()
@@ -670,8 +661,9 @@ def write_stats(output: str, stats: dict, words: dict) -> None:
 
 
 def stats_of_documents(documents, thresholds: dict | None) -> RunStatsAccumulator:
-    """The accumulator over Documents outside Beam (`lowbg decide`, tests)."""
+    """The accumulator over Documents outside Beam (tests, benchmarks); ``thresholds``: the run's record."""
     acc = RunStatsAccumulator()
+    typed = thresholds_from_record(thresholds)
     for doc in documents:
-        acc.add_document(doc, flags_for(doc, thresholds))
+        acc.add_document(doc, flags(doc, typed))
     return acc

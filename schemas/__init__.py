@@ -154,6 +154,7 @@ ERRORS_SCHEMA = _with_metadata(_ERROR_FIELDS, "errors")
 SCHEMAS = {"curated": CURATED_SCHEMA, "rejected": REJECTED_SCHEMA, "errors": ERRORS_SCHEMA}
 DOCUMENT_COLUMNS = tuple(f.name for f in _DOCUMENT_FIELDS)
 ERROR_COLUMNS = tuple(f.name for f in _ERROR_FIELDS)
+SCORE_COLUMNS = tuple(f.name for f in SCORE_TYPE)
 
 
 def schema_for(kind: str) -> pa.Schema:

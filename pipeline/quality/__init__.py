@@ -35,6 +35,7 @@ rules are calibrated for English (the stop-word rule rejects most other language
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pipeline.document import Document
@@ -43,7 +44,7 @@ from pipeline.quality.signals import GOPHER_QUALITY as GOPHER_QUALITY_SIGNALS
 from pipeline.quality.signals import GROUP_FIELDS, GROUPS, SIGNAL_FIELDS, compute
 
 __all__ = ["GROUPS", "PRESETS", "QUALITY_REASONS", "REASON_MIN_WORDS", "SIGNAL_FIELDS", "MissingSignal", "Preset",
-           "QualityStep", "QualitySettings", "Rule", "decide", "quality_signals"]
+           "QualityStep", "QualitySettings", "Rule", "decide", "quality_decision", "quality_signals"]
 
 def quality_signals(text: str, groups: tuple[str, ...] | frozenset[str] = GROUPS) -> dict:
     """The signals of ``groups`` (default: all four), keyed by their Document field names."""
@@ -76,6 +77,24 @@ class QualitySettings:
         return PRESETS[self.preset].groups | set(self.signals) | extra
 
 
+def quality_decision(values, settings: QualitySettings) -> tuple[str, str] | None:
+    """``--min-words``, then the preset's rules, over stored signals (a Document, a row or a signals dict):
+    None when kept, else (reason, detail). What :class:`QualityStep` applies and `lowbg decide` re-applies;
+    :class:`MissingSignal` when a value it needs was not stored."""
+    get = values.get if isinstance(values, Mapping) else lambda name: getattr(values, name, None)
+    if settings.min_words is not None:
+        words = get("word_count")
+        if words is None:
+            raise MissingSignal(f"{REASON_MIN_WORDS} needs word_count, which this row does not hold (the run did "
+                                "not compute it: see --quality-signals)")
+        if words < settings.min_words:
+            return REASON_MIN_WORDS, f"{words} < {settings.min_words}"
+    preset = PRESETS[settings.preset]
+    if not preset.rules:
+        return None
+    return decide(values if isinstance(values, Mapping) else {f: get(f) for f in SIGNAL_FIELDS}, preset)
+
+
 class QualityStep:
     """Store the quality signals, then apply ``--min-words`` and the preset's rules, in that order."""
 
@@ -102,9 +121,7 @@ class QualityStep:
         computed = compute(doc.text or "", self.groups)
         for field, value in computed.signals.items():
             setattr(doc, field, value)
-        if self.min_words is not None and doc.word_count < self.min_words:
-            return doc.reject(REASON_MIN_WORDS, f"{doc.word_count} < {self.min_words}")
-        failed = decide(computed.signals, self.preset)
+        failed = quality_decision(computed.signals, self.settings)
         if failed:
             return doc.reject(*failed)
         if self.preset.c4_terminal_punct_rule is not None:

@@ -59,10 +59,10 @@ def test_thresholds_file_per_language_and_refusals(tmp_path):
         assert key in raw
     assert raw["created_by"].startswith("lowbackground ")
     th = load_thresholds(path, "binoculars", ["obs", "perf"])
-    assert th.languages["de"]["threshold"] > th.languages["en"]["threshold"]  # German scores were shifted up
-    assert th.languages["de"]["threshold"] == pytest.approx(norm.ppf(0.01) + 1.0, abs=0.2)
-    assert not th.languages["xx"]["measurable"] and th.threshold_for("xx") == th.threshold
-    assert th.threshold_for("en") == th.languages["en"]["threshold"]
+    assert th.languages["de"].threshold > th.languages["en"].threshold  # German scores were shifted up
+    assert th.languages["de"].threshold == pytest.approx(norm.ppf(0.01) + 1.0, abs=0.2)
+    assert not th.languages["xx"].measurable and th.threshold_for("xx") == th.threshold
+    assert th.threshold_for("en") == th.languages["en"].threshold
     assert th.is_machine(th.threshold_for("en") - 1, "en") and not th.is_machine(10.0, "en")
     with pytest.raises(ValueError, match="calibrated for detector 'binoculars'"):
         load_thresholds(path, "fast-detectgpt", ["obs", "perf"])

@@ -102,7 +102,7 @@ def test_evaluate_then_calibrate(tiny, tmp_path, capsys):
     assert main(["calibrate", "--scores", str(scores), "--target-fpr", "0.05", "--n-bootstrap", "200",
                  "--output", str(th_path)]) == 0
     th = load_thresholds(th_path, "likelihood", [str(tiny.performer_dir)])
-    assert th.direction == "higher_is_machine" and th.n_negatives == 100 and set(th.languages) == {"en", "fr"}
+    assert th.direction == "higher_is_machine" and th.n_human == 100 and set(th.languages) == {"en", "fr"}
     values = [r["score"] for r in read_jsonl(scores)]
     assert sum(v > th.threshold for v in values) <= 5
 

@@ -195,10 +195,11 @@ def test_bad_inputs_never_raise(lms, tiny):
 
 def test_published_thresholds_only_for_the_falcon_pair(lms):
     assert Binoculars(lms["observer"], lms["performer"]).published_thresholds == {}
-    from detectors.binoculars import FALCON_THRESHOLDS
+    from detectors.registry import published_thresholds
 
-    assert FALCON_THRESHOLDS["accuracy"] == pytest.approx(0.9015, abs=1e-4)
-    assert FALCON_THRESHOLDS["low-fpr"] == pytest.approx(0.8536, abs=1e-4)
+    falcon = published_thresholds("binoculars", ["tiiuae/falcon-7b", "tiiuae/falcon-7b-instruct"])
+    assert falcon["accuracy"] == pytest.approx(0.9015, abs=1e-4)
+    assert falcon["low-fpr"] == pytest.approx(0.8536, abs=1e-4)
 
 
 @pytest.mark.parametrize("cls", [FastDetectGPT, Likelihood, LogRank, Entropy, LRR])

@@ -9,12 +9,12 @@ from collections import Counter
 
 import pytest
 
+from pipeline.decision import flags
 from pipeline.document import Document, ErrorRecord
 from pipeline.stats import (
     SIGNAL_SCALES,
     WORD_CHARS,
     RunStatsAccumulator,
-    flags_for,
     score_scale,
     stats_of_documents,
 )
@@ -127,7 +127,7 @@ def test_partial_aggregates_merge_to_the_single_pass(fixture_run):
     for out in (whole, merged):
         out[0].pop("written_at")
     assert merged == whole
-    assert flags_for(docs[0], {}) == {}
+    assert flags(docs[0], {}) == {}
 
 
 def test_statistics_from_worker_processes_equal_a_recount_of_the_shards(tmp_path):
