@@ -83,6 +83,7 @@ from pipeline.settings import ON_MACHINE, DecisionSettings, LanguageSettings, re
 from pipeline.stats import RunStatsAccumulator, write_stats
 
 KINDS = ("curated", "rejected")
+MACHINE_SETTINGS = ("target_fpr", "thresholds", "min_calibration_docs", "on_uncertain", "on_machine")
 POLICY_STAGES = (LANGUAGE, QUALITY, DECISION)  # the stages whose rejections are policies, in pipeline order
 
 
@@ -179,13 +180,11 @@ def apply_arguments(base: DecideSettings, args) -> DecideSettings:
         qual = dataclasses.replace(qual, preset=args.quality_preset)
     if args.min_words is not None:
         qual = dataclasses.replace(qual, min_words=args.min_words)
-    changes = {name: getattr(args, name) for name in ("target_fpr", "thresholds", "min_calibration_docs",
-                                                      "on_uncertain", "on_machine")
-               if getattr(args, name) is not None}
+    changes = {name: getattr(args, name) for name in MACHINE_SETTINGS if getattr(args, name) is not None}
     return DecideSettings(lang, qual, dataclasses.replace(base.decision, **changes), base.language_enabled)
 
 
-def _read(path: str, kind: str) -> list[dict]:
+def _rows(path: str, kind: str) -> list[dict]:
     with open_read(path) as fh:
         table = pq.read_table(fh)
     try:
@@ -261,7 +260,7 @@ def _pairs(run_dir: str, source: dict | None) -> Iterator[tuple[str, dict[str, l
 def _docs(paths: dict[str, list[str]]) -> Iterator[Document]:
     for kind in KINDS:
         for path in paths.get(kind, []):
-            for row in _read(path, kind):
+            for row in _rows(path, kind):
                 yield Document.from_row(row)
 
 
@@ -307,6 +306,10 @@ def decide(run_dir: str, output: str, args=None, *, allow_incomplete: bool = Fal
     base, stages = source_settings((source or {}).get("options") or {}, old_record)
     settings = apply_arguments(base, args)
     specs = _specs(old_record)
+    machine_flags = [f"--{name.replace('_', '-')}" for name in MACHINE_SETTINGS if getattr(args, name) is not None]
+    if machine_flags and not specs:
+        raise InputError(f"{run_dir} was not scored (no thresholds in its manifest): {', '.join(machine_flags)} "
+                         "has nothing to decide on")
     pairs = list(_pairs(run_dir, source))
     prepare_output(output, overwrite)
 

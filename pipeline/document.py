@@ -159,6 +159,9 @@ class Document:
         names = {f.name for f in dataclasses.fields(cls)}
         doc = cls(**{k: v for k, v in row.items() if k in names})
         doc.scores = [ScoreRecord.from_row(s) for s in row.get("scores") or ()]
+        # columns that accept null where a Document holds a value: a null reads as the default
+        doc.text = doc.text if doc.text is not None else ""
+        doc.truncated = bool(doc.truncated)
         return doc
 
 

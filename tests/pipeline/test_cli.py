@@ -145,7 +145,7 @@ def bad_inputs(tmp: Path, run: Path) -> list[tuple[list[str], str]]:
         (["decide", "--input", str(tmp / "missing-run"), "--output", str(tmp / "d1")], "has no manifest.json"),
         (["decide", "--input", str(run), "--output", str(tmp / "d2"), "--thresholds", str(garbage)],
          "not a readable thresholds JSON file"),
-        (["decide", "--input", str(run), "--output", str(tmp / "d3")], "was not scored"),
+        (["decide", "--input", str(run), "--output", str(tmp / "d3"), "--on-machine", "reject"], "was not scored"),
         (["decide", "--input", str(run), "--output", str(tmp / "d4"), "--target-fpr", "2"], "must be within"),
         (["decide", "--inptu", str(run), "--output", str(tmp / "d5")], "did you mean --input?"),
         (["index", "build", "--input", str(tmp / "missing-*.parquet"), "--output", str(tmp / "i1")],
