@@ -50,12 +50,15 @@ from pipeline import quality
 from pipeline.decision import ThresholdsOf, flags, thresholds_from_record
 from pipeline.document import Document, ErrorRecord
 from pipeline.layout import STATS_FILE, WORDS_FILE, join, write_bytes
+from pipeline.provenance import POST_CUTOFF, PRE_CUTOFF, captured_pre_cutoff, human_era
+from pipeline.provenance import UNKNOWN as UNKNOWN_PROVENANCE
 from pipeline.reasons import REASON_MACHINE_GENERATED, REASON_UNCERTAIN
 
 FORMAT = "lowbackground.run-stats/1"
 WORDS_FORMAT = "lowbackground.run-words/1"
 
-PRE, POST, POST_OLD, UNKNOWN = "pre_cutoff", "post_cutoff", "post_cutoff_old_content", "unknown"
+PRE, POST, UNKNOWN = PRE_CUTOFF, POST_CUTOFF, UNKNOWN_PROVENANCE  # eras are provenance labels (pipeline/provenance.py)
+POST_OLD = "post_cutoff_old_content"  # captured after the cutoff, its content seen before it
 ERAS = (PRE, POST, POST_OLD, UNKNOWN)
 CANDIDATE_REASONS = frozenset({None, REASON_MACHINE_GENERATED, REASON_UNCERTAIN})
 
@@ -281,10 +284,10 @@ SCORE_GROUPS = (("era",), ("era", "crawl"), ("era", "language"), ("era", "year")
 
 
 def era_of(doc: Document) -> str:
-    if doc.provenance == PRE:
+    if captured_pre_cutoff(doc):
         return PRE
     if doc.provenance == POST:
-        return POST_OLD if doc.content_provenance == PRE else POST
+        return POST_OLD if human_era(doc) else POST
     return UNKNOWN
 
 
