@@ -102,11 +102,11 @@ class QualityStep:
         computed = compute(doc.text or "", self.groups)
         for field, value in computed.signals.items():
             setattr(doc, field, value)
-        if self.min_words is not None and doc.word_count < self.min_words:
+        if self.min_words is not None and (doc.word_count or 0) < self.min_words:
             return doc.reject(REASON_MIN_WORDS, f"{doc.word_count} < {self.min_words}")
         failed = decide(computed.signals, self.preset)
         if failed:
             return doc.reject(*failed)
-        if self.preset.c4_terminal_punct_rule is not None:
+        if self.preset.c4_terminal_punct_rule is not None and computed.c4 is not None:
             doc.text = computed.c4.kept_text(self.preset.c4_terminal_punct_rule)
         return doc
