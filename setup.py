@@ -42,7 +42,7 @@ setup(
     extras_require={
         "gcp": ["apache-beam[gcp]>=2.77,<2.78"],
         "aws": ["apache-beam[aws]>=2.77,<2.78"],
-        "dev": ["pytest>=8,<10", "pytest-timeout>=2.3,<3", "ruff>=0.6",
+        "dev": ["pytest>=8,<10", "pytest-timeout>=2.3,<3", "ruff>=0.6", "mypy==1.20.2",
                 # transformers.Trainer (the baseline of bench/collapse.py) needs accelerate
                 "accelerate>=1.1,<2"],
     },

@@ -2,7 +2,7 @@
 
   none                     train on the whole crawl
   oracle                   perfect provenance: keep the real documents only (what pre-cutoff capture dates give)
-  detector:NAME[:OPTIONS]  any scorer of the detectors library, thresholded at `--filter-fpr`
+  detector:NAME[:OPTIONS]  any scorer of the detectors library, thresholded at `--target-fpr`
 
 OPTIONS are the library's options as `key=value` pairs separated by commas (`detector:binoculars:observer=A,
 performer=B`, `detector:fasttext:model=/models/det.ftz`, `detector:likelihood:model=gpt2,device=cuda`). A model
@@ -233,10 +233,10 @@ class DetectorFilter(PoolFilter):
     def check_calibration_size(self, n: int) -> None:
         if n * self.target_fpr < 1:
             raise FilterError(
-                f"--filter {self.spec.text} cannot calibrate: --filter-fpr {self.target_fpr:g} needs at least "
+                f"--filter {self.spec.text} cannot calibrate: --target-fpr {self.target_fpr:g} needs at least "
                 f"{self.min_calibration()} scorable calibration documents to be measurable (n * FPR >= 1), but "
                 f"{n} {'are' if n != 1 else 'is'} available{(' (' + self.where + ')') if self.where else ''}; raise "
-                "--calibration-fraction or --filter-fpr, or add shards")
+                "--calibration-fraction or --target-fpr, or add shards")
 
     def prepare(self, log: Callable[[str], None] = print) -> None:
         self.check_calibration_size(len(self.calibration))

@@ -132,14 +132,15 @@ class RunConfig:
                 raise ValueError(f"--filter {self.filter} scores with the previous generation's model, which a "
                                  "resumed run reloads: it needs --save-models all")
             if not 0.0 < self.filter_fpr < 1.0:
-                raise ValueError(f"--filter-fpr must be in (0, 1), got {self.filter_fpr}")
+                raise ValueError(f"--target-fpr must be in (0, 1), got {self.filter_fpr}")
             if self.real_pool is not None and self.real_pool < 1:
                 raise ValueError(f"--real-pool must be >= 1, got {self.real_pool}")
         else:
             Regime(self.regime, self.real_fraction)  # validates
             given = [k for k, v in WEB_DEFAULTS.items() if getattr(self, k) != v]
             if given:
-                raise ValueError(f"--{given[0].replace('_', '-')} applies to the web regime only, not "
+                flag = {"filter_fpr": "target_fpr"}.get(given[0], given[0])  # the flag's name for the field
+                raise ValueError(f"--{flag.replace('_', '-')} applies to the web regime only, not "
                                  f"{self.regime!r}")
         if not (self.model in ("ngram", "gpt") or self.model.startswith("hf:")):
             raise ValueError(f"--model must be ngram, gpt or hf:PATH_OR_ID, got {self.model!r}")

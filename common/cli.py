@@ -34,6 +34,7 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable
+from typing import NoReturn
 
 DEBUG_ENV = "LOWBG_DEBUG"
 
@@ -84,7 +85,7 @@ def unknown_flag_message(arg: str, candidates: Iterable[str], what: str) -> str:
     return f"unknown flag {name} ({what}){hint}"
 
 
-def _one_line_error(parser: argparse.ArgumentParser, message: str):
+def _one_line_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
     say(parser.prog, f"{message} (see `{parser.prog} --help`)")
     raise SystemExit(2)
 
@@ -93,7 +94,7 @@ def _one_line_error(parser: argparse.ArgumentParser, message: str):
 def one_line_argparse_errors():
     """Give every plain argparse parser the error shape of :class:`ArgumentParser` while a command runs."""
     original = argparse.ArgumentParser.error
-    argparse.ArgumentParser.error = _one_line_error  # type: ignore[method-assign]
+    argparse.ArgumentParser.error = _one_line_error  # type: ignore[method-assign,assignment]
     try:
         yield
     finally:
@@ -110,7 +111,7 @@ class ArgumentParser(argparse.ArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         _one_line_error(self, message)
 
     def flag_names(self) -> list[str]:
@@ -139,7 +140,7 @@ class ArgumentParser(argparse.ArgumentParser):
                     return chosen._chosen_subparser(ns) or chosen
         return None
 
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_args(self, args=None, namespace=None):
         args = list(sys.argv[1:] if args is None else args)
         self.reject_unknown_flags(args)
         ns, extra = self.parse_known_args(args, namespace)
@@ -290,6 +291,17 @@ def csv_list(value: str) -> list[str]:
     return items
 
 
+def existing_file(value: str) -> str:
+    """A local file that exists and can be read: checked when the command line is parsed, before a model loads."""
+    if not os.path.exists(value):
+        raise argparse.ArgumentTypeError(f"no such file: {value}")
+    if os.path.isdir(value):
+        raise argparse.ArgumentTypeError(f"a folder, not a file: {value}")
+    if not os.access(value, os.R_OK):
+        raise argparse.ArgumentTypeError(f"cannot be read: {value}")
+    return value
+
+
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
@@ -322,9 +334,13 @@ def drop_apitools_warning() -> None:
 def quiet_library_warnings() -> None:
     """For a command run from the command line: drop the warnings libraries print on every local run that say
     nothing about the run: Beam's apitools notice, transformers' and torch's advice to the model's author
-    (generation config, TF32, deprecated storage classes). Errors and every other warning are untouched."""
+    (generation config, TF32, deprecated storage classes), and Hugging Face's progress bars when stderr is not
+    a terminal (a log). Errors and every other warning are untouched. Environment variables set here are
+    inherited by Beam's local worker processes. Call it before transformers is imported."""
     drop_apitools_warning()
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    if not sys.stderr.isatty():  # "Loading weights: 100%|...": a progress bar is for a person watching, not a log
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.getLogger("transformers").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module=r"transformers(\.|$)")

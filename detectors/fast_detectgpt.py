@@ -27,16 +27,17 @@ class FastDetectGPT(LMScorer):
     direction = HIGHER_IS_MACHINE
 
     def __init__(self, scoring: LoadedLM, reference: LoadedLM | None = None, **kwargs) -> None:
-        self.two_models = reference is not None and reference is not scoring
         # Model order inside the engine: [scoring] or [scoring, reference]; model_ids lists reference first,
         # following the reference code's "<reference>_<scoring>" naming.
-        super().__init__([scoring, reference] if self.two_models else [scoring], **kwargs)
-        self.model_ids = [reference.model_id, scoring.model_id] if self.two_models else [scoring.model_id]
+        lms = [scoring] if reference is None or reference is scoring else [scoring, reference]
+        self.two_models = len(lms) == 2
+        super().__init__(lms, **kwargs)
+        self.model_ids = [lm.model_id for lm in reversed(lms)]
 
     @classmethod
     def from_pretrained(cls, scoring: str, reference: str | None = None, device: str = "auto",
                         dtype: str | None = None, **kwargs) -> FastDetectGPT:
-        ids = [scoring] if reference in (None, scoring) else [scoring, reference]
+        ids = [scoring] if reference is None or reference == scoring else [scoring, reference]
         lms = load_models(ids, device, dtype)
         return cls(lms[0], lms[1] if len(lms) > 1 else None, **kwargs)
 

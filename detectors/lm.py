@@ -8,10 +8,14 @@ arbitrary code from the file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from detectors.registry import check_safetensors_only
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
@@ -27,8 +31,8 @@ class LoadedLM:
     Architectures that post-process logits (soft-capping, logit scaling) fail the probe and use full logits.
     """
 
-    model: torch.nn.Module
-    tokenizer: object
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
     model_id: str
     device: torch.device
     dtype: torch.dtype
@@ -90,7 +94,7 @@ def load_causal_lm(path_or_id: str, device: str | torch.device = "auto",
     return wrap_model(model, tokenizer, str(path_or_id))
 
 
-def wrap_model(model: torch.nn.Module, tokenizer: object, model_id: str) -> LoadedLM:
+def wrap_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, model_id: str) -> LoadedLM:
     """Wrap an already-built model (e.g. one made from a config in a benchmark) the same way load_causal_lm does."""
     model.eval()
     param = next(model.parameters())

@@ -161,7 +161,7 @@ class LMScorer:
 
         n = flat_ids.shape[0]
         step = max(1, self.chunk_elements // max(self.vocab, 1))
-        sums = None
+        sums: torch.Tensor | None = None
         for start in range(0, n, step):
             stop = min(n, start + step)
             logits = []
@@ -174,6 +174,8 @@ class LMScorer:
             if sums is None:
                 sums = torch.zeros((n_rows, stats.shape[1]), dtype=torch.float64, device=dev)
             sums.index_add_(0, segment[start:stop], stats)
+        if sums is None:  # no tokens at all: too-short texts never get here
+            return [[] for _ in range(n_rows)]
         return sums.cpu().tolist()
 
 

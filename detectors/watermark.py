@@ -21,6 +21,7 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 import torch
 
@@ -206,4 +207,4 @@ class GreenListLogitsProcessor:
         for row, seq in enumerate(input_ids):
             green = self.green.ids(seq.cpu())
             bias[row, green.to(scores.device)] = self.delta
-        return scores + bias
+        return cast(torch.FloatTensor, scores + bias)

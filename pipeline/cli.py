@@ -36,8 +36,8 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
                  "write (or check) the manifest of a run that finished elsewhere"),
     "report": ("pipeline.report:main", (),
                "what a run did and how much of it is machine-written (HTML, Markdown, JSON)"),
-    "detect": ("detectors.cli:main", ("detectors.inputs:InputError",), "score, evaluate, calibrate AI-text detectors"),
-    "collapse": ("collapse.cli:main", ("collapse.data:CorpusError",),
+    "detect": ("detectors.cli:main", (), "score, evaluate, calibrate AI-text detectors"),
+    "collapse": ("collapse.cli:main", (),
                  "generational retraining experiments on curated shards"),
 }
 

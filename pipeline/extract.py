@@ -51,7 +51,7 @@ def document_id(record: WarcRecord) -> str:
     if record.record_id:
         m = _UUID.match(record.record_id.strip())
         return m.group(1).lower() if m else record.record_id.strip("<>")
-    position = str(record.offset) if record.member_offset is None else \
+    position = str(record.offset) if record.member_offset is None or record.offset is None else \
         f"{record.member_offset}+{record.offset - record.member_offset}"
     basis = f"{record.warc_file}|{position}"
     return "sha1:" + hashlib.sha1(basis.encode("utf-8", "replace")).hexdigest()
@@ -136,9 +136,9 @@ def meta_charset(payload: bytes) -> str | None:
 
 def decode(payload: bytes, declared: str | None, html: bool) -> tuple[str, str, str]:
     """Decode bytes as the module docstring says; returns (text, charset used, how it was chosen)."""
-    for bom, codec in _BOMS:
+    for bom, bom_codec in _BOMS:
         if payload.startswith(bom):
-            return payload[len(bom):].decode(codec, "ignore"), charset_name(codec), CHARSET_BOM
+            return payload[len(bom):].decode(bom_codec, "ignore"), charset_name(bom_codec), CHARSET_BOM
     is_utf8 = None  # computed at most once
     for label, source in ((declared, CHARSET_DECLARED), (meta_charset(payload) if html else None, CHARSET_META)):
         codec = _codec(label)

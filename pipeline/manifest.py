@@ -25,9 +25,11 @@ class UnbalancedRun(RunFailed):
     """records_in != curated + rejected + skipped + errors: something was lost or counted twice."""
 
 
-def count_shards(output: str, kind: str) -> tuple[int, Counter, Counter, list[str]]:
+def count_shards(output: str, kind: str) -> tuple[int, Counter[str], Counter[str], list[str]]:
     """(rows, rows by reason, error rows by stage, shard paths) of one kind, from the Parquet files' columns."""
-    total, reasons, stages, paths = 0, Counter(), Counter(), finished_shards(output, kind)
+    total, paths = 0, finished_shards(output, kind)
+    reasons: Counter[str] = Counter()
+    stages: Counter[str] = Counter()
     columns = {"curated": [], "rejected": ["reason"], "errors": ["reason", "stage"]}[kind]
     for path in paths:
         with open_read(path) as fh:
@@ -49,7 +51,7 @@ def read_inputs(output: str) -> list[dict]:
 def _versions() -> dict:
     names = ["lowbackground", "apache-beam", "warcio", "resiliparse", "pyarrow", "numpy", "datasketch",
              "fasttext-numpy2", "torch", "transformers"]
-    out = {"python": platform.python_version()}
+    out: dict[str, str | None] = {"python": platform.python_version()}
     for name in names:
         try:
             out[name] = metadata.version(name)
@@ -82,13 +84,14 @@ def assemble_manifest(counts: dict, shards: dict[str, list[str]], options: dict,
     return manifest
 
 
-def build_manifest(output: str, options: dict, metrics: dict[str, int] | None, extra: dict | None = None) -> dict:
+def build_manifest(output: str, options: dict, metrics: dict[str, dict[str, int]] | None,
+                   extra: dict | None = None) -> dict:
     """The manifest of a `lowbg curate` run, from what is on disk: its inputs record and its shards."""
     inputs = read_inputs(output)
     curated, _, _, curated_paths = count_shards(output, "curated")
     rejected, rejected_by, _, rejected_paths = count_shards(output, "rejected")
     errors, errors_by, error_stages, error_paths = count_shards(output, "errors")
-    skipped = Counter()
+    skipped: Counter[str] = Counter()
     for item in inputs:
         skipped.update(item["skipped"])
     # A pattern that matched nothing (or could not be listed) has no file stats: each is one unit of input.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+from typing import TYPE_CHECKING
 
 from common.cli import (
     ArgumentParser,
@@ -46,6 +47,9 @@ from pipeline.settings import (
     SinkSettings,
     resolve_on_machine,
 )
+
+if TYPE_CHECKING:
+    from apache_beam.options.pipeline_options import PipelineOptions
 
 QUALITY_PRESETS = list(quality.PRESETS)
 QUALITY_SIGNAL_GROUPS = list(quality.GROUPS)
@@ -253,10 +257,10 @@ def _beam_parser_class():
     return Parser
 
 
-def _option_classes() -> list[type]:
+def _option_classes() -> list[type[PipelineOptions]]:
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    seen: list[type] = []
+    seen: list[type[PipelineOptions]] = []
     stack = list(PipelineOptions.__subclasses__())
     while stack:
         cls = stack.pop(0)
@@ -267,7 +271,7 @@ def _option_classes() -> list[type]:
 
 
 @functools.cache
-def _beam_parser(classes: tuple[type, ...]) -> argparse.ArgumentParser:
+def _beam_parser(classes: tuple[type[PipelineOptions], ...]) -> argparse.ArgumentParser:
     parser = _beam_parser_class()(allow_abbrev=False, add_help=False, conflict_handler="resolve")
     for cls in classes:
         try:

@@ -64,8 +64,9 @@ class StageCounters:
     def kept(self, n: int = 1) -> None:
         self.count(KEPT, n)
 
-    def rejected(self, reason: str) -> None:
-        self.count(f"rejected_{check_reason(reason, REJECTED)}")
+    def rejected(self, reason: str | None) -> None:
+        """Count a rejection; a reason that is not a registered rejection code (None included) raises."""
+        self.count(f"rejected_{check_reason(reason or '', REJECTED)}")
 
     def error(self, reason: str) -> None:
         self.count(f"error_{check_reason(reason, ERROR)}")

@@ -203,6 +203,13 @@ class _Block:
         if kind == "document" and not http:
             self._start_body(None)
 
+    @property
+    def body(self) -> BodyDecoder:
+        """The body decoder of a document block: there once its HTTP head has been read (at once without one)."""
+        if self.decoder is None:
+            raise RuntimeError("the body of a block whose HTTP head has not been read")
+        return self.decoder
+
     def _start_body(self, head: HttpHead | None) -> None:
         self.head = head
         usable = head if (head is not None and head.problem is None) else None
@@ -225,7 +232,7 @@ class _Block:
                 self._feed_head(piece)
             else:
                 self._feed_body(piece)
-        elif self.kind == "warcinfo" and len(self.kept) < WARCINFO_KEEP:
+        elif self.kind == "warcinfo" and self.kept is not None and len(self.kept) < WARCINFO_KEEP:
             self.kept += piece[:WARCINFO_KEEP - len(self.kept)]
 
     def _feed_head(self, piece: bytes) -> None:
@@ -258,20 +265,20 @@ class _Block:
         self.body_length += len(data)
         if self.payload_checks:
             self.payload_checks[0].update(data)
-        self.decoder.feed(data)
+        self.body.feed(data)
 
     def finish(self) -> None:
         if self.kind == "document":
             if self.decoder is None:  # the block ended inside the HTTP head: it is all head, the body is empty
                 self._start_body(parse_response_head(bytes(self.head_bytes)))
-            self.decoder.finish()
+            self.body.finish()
 
     def digest_problem(self) -> str | None:
         if self.block_check is not None:
             return self.block_check.mismatch()
         if not self.payload_checks:
             return None
-        decoded_ok = self.decoder.failure is None and not self.decoder.stopped
+        decoded_ok = self.body.failure is None and not self.body.stopped
         usable = self.payload_checks if decoded_ok else self.payload_checks[:1]
         problems = [check.mismatch() for check in usable]
         return None if any(p is None for p in problems) else problems[0]
@@ -434,8 +441,8 @@ class WarcFileReader:
                     break
 
     def _read_record(self, stream: ArchiveStream, start: int, current: _Stretch, stats: InputStats,
-                     seen_ids: dict[str, int]) -> tuple[list | None, _Stretch | None]:
-        """Read the record at ``start``: (outputs, None) or (None/outputs, a damaged stretch to scan past)."""
+                     seen_ids: dict[str, int]) -> tuple[list, _Stretch | None]:
+        """Read the record at ``start``: (outputs, None) or (outputs, a damaged stretch to scan past)."""
         offset = current.start
         if stream.fmt is None:
             head = stream.peek_line(formats.MAX_LINE)
@@ -555,7 +562,7 @@ class WarcFileReader:
         url = _target_uri(fields.get("warc-target-uri"))
         raw_length = fields.get("content-length")
         length = int(raw_length) if raw_length is not None and _LENGTH.fullmatch(raw_length) else None
-        http = record_type == "response" and bool(url) and url.startswith(_HTTP_SCHEMES)
+        http = record_type == "response" and url is not None and url.startswith(_HTTP_SCHEMES)
         return record_type, fields, http, record_id, url, length, None
 
     def _arc_header(self, stream: ArchiveStream, start: int, offset: int):
@@ -593,7 +600,7 @@ class WarcFileReader:
     def _document(self, stream: ArchiveStream, start: int, offset: int, record_type: str, fields: dict,
                   record_id: str | None, url: str | None, block: _Block, arc) -> WarcRecord:
         crawl, rule = (self.file_crawl, "warcinfo") if self.file_crawl else (self.path_crawl, self.path_crawl_rule)
-        head, decoder = block.head, block.decoder
+        head, decoder = block.head, block.body
         if decoder.stages:
             self.quirks.update(decoder.quirks)
         reject_reason = reject_detail = None

@@ -27,7 +27,7 @@ import fnmatch
 import json
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
 from schemas import KINDS, SCHEMA_VERSION
 
@@ -122,7 +122,7 @@ def check_manifest(data: bytes, where: str, reasons: tuple[frozenset[str], froze
     if not all(_as_int(n) for n in numbers) or not isinstance(skipped, dict) \
             or not all(_as_int(n) for n in skipped.values()):
         raise IncompleteRun(f"{where}: manifest counts are not whole numbers")
-    records_in, curated, rejected, errors = numbers
+    records_in, curated, rejected, errors = cast(list[int], numbers)  # checked just above
     if manifest.get("balanced") is not True or records_in != curated + rejected + sum(skipped.values()) + errors:
         raise IncompleteRun(f"{where}: manifest says the run did not balance "
                             f"(records_in={records_in}, curated+rejected+skipped+errors="

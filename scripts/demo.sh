@@ -81,6 +81,6 @@ echo "== lowbg collapse web: a crawl that fills with model output, filtered thre
 rm -rf "$OUT/web"  # an experiment resumes in its folder; these shards are new
 "$PY" -m pipeline.cli collapse web --shards "$OUT" --real-filter provenance=pre_cutoff --model ngram \
     --contamination 0.2,0.5,0.5 --crawl-factor 2 --synthetic-from last --generations 3 --seeds 3 \
-    --filters none,oracle,detector:fast-detectgpt:gen0 --filter-fpr 0.1 --calibration-fraction 0.2 \
+    --filters none,oracle,detector:fast-detectgpt:gen0 --target-fpr 0.1 --calibration-fraction 0.2 \
     --max-new-tokens 256 --output "$OUT/web" --no-progress | sed -n '/^what the filter buys/,$p'
 echo "full comparison (per generation, plots): $OUT/web/web.md"

@@ -170,12 +170,12 @@ class _Inflater:
 
     def __init__(self, name: str):
         self.name = name
-        self.d = None
+        self.d: zlib._Decompress | None = None
         self.done = False
         self.seen = False
         self.passthrough = False  # the body turned out to be stored uncompressed (see the module docstring)
 
-    def _new(self, first: bytes):
+    def _new(self, first: bytes) -> zlib._Decompress:
         if self.name == "deflate":
             zlib_wrapped = len(first) >= 2 and (first[0] & 0x0F) == 8 and (first[0] << 8 | first[1]) % 31 == 0
             return zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
@@ -217,6 +217,8 @@ class _Inflater:
             data = self.d.unconsumed_tail
 
     def _inflate(self, data: bytes) -> bytes:
+        if self.d is None:  # feed() makes the decompressor before it inflates
+            raise RuntimeError("inflating without a decompressor")
         try:
             return self.d.decompress(data, OUT_PIECE)
         except zlib.error as exc:

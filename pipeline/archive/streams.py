@@ -331,7 +331,7 @@ class GzipStream(ArchiveStream):
 
     def __init__(self, source: HashingSource):
         super().__init__(source)
-        self._d = None  # decompressor of the current member; None between members
+        self._d: zlib._Decompress | None = None  # decompressor of the current member; None between members
         self._held: Damage | None = None  # damage met after salvaging the output before it (raised next time)
         self._in = b""  # compressed bytes read from the source
         self._in_off = 0  # file offset of _in[0]
@@ -368,6 +368,8 @@ class GzipStream(ArchiveStream):
             raise self._held
         member = self.members[-1]
         d = self._d
+        if d is None:  # the caller opens a member first
+            raise RuntimeError("inflating between gzip members")
         while True:
             data = self._next_input()
             if not data:

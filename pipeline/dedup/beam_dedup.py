@@ -144,7 +144,7 @@ class _Buckets(beam.DoFn):
                 ref = v
         if docs == 0 or (docs == 1 and ref is None):
             return
-        anchor = np.frombuffer(anchor_sig, dtype="<u4") if self.near and docs > 1 else None
+        anchor = np.frombuffer(anchor_sig, dtype="<u4") if self.near and docs > 1 and anchor_sig is not None else None
         for v in values:  # pass 2
             if v[0] != "d":
                 continue

@@ -105,14 +105,19 @@ class ClusterSummary:
             s.add(n)
         return s
 
+    def _survivor(self) -> Node:
+        if self.survivor is None:  # a cluster is made from at least one node
+            raise ValueError("an empty cluster has no survivor")
+        return self.survivor
+
     def as_node(self) -> Node:
         """The survivor standing for the whole cluster (its signature kept: exact copies share it)."""
-        return self.survivor._replace(size=self.size, first_us=self.first_us, any_pre=self.any_pre,
+        return self._survivor()._replace(size=self.size, first_us=self.first_us, any_pre=self.any_pre,
                                       ref_us=self.ref_us, ref_id=self.ref_id)
 
     def decision(self) -> Decision:
         """What the survivor gets: cluster size, first seen, content provenance and where that came from."""
-        s = self.survivor
+        s = self._survivor()
         first = _min_opt(self.first_us, self.ref_us)
         if s.pre:
             content, source = PRE_CUTOFF, SOURCE_SELF

@@ -198,8 +198,8 @@ class MinHasher:
         # The permutations datasketch draws for this seed and scheme, taken from datasketch itself.
         a, b = MinHash(num_perm=num_perm, seed=seed, scheme=scheme).permutations
         self.dtype = np.uint32 if scheme == "affine32" else np.uint64
-        self._a = np.asarray(a, dtype=self.dtype)
-        self._b = np.asarray(b, dtype=self.dtype)
+        self._a: np.ndarray = np.asarray(a, dtype=self.dtype)
+        self._b: np.ndarray = np.asarray(b, dtype=self.dtype)
         self.empty_value = self.dtype(np.iinfo(np.uint32).max)
 
     def __repr__(self) -> str:

@@ -138,7 +138,8 @@ def joined_words(texts: Sequence[str], pad: int = 128,
     w = cls != _BYTE_OTHER
     edges = np.diff(w.view(np.int8), prepend=np.int8(0))  # +1: a word starts, -1: the byte after a word
     starts_mask, ends_mask = edges == 1, edges == -1
-    if solo_at is not None:  # a CJK character is a word on its own: boundaries before and after it
+    if solo_at is not None and solo_after is not None:
+        # a CJK character is a word on its own: boundaries before and after it
         starts_mask[solo_at] = True
         starts_mask[solo_after[w[solo_after]]] = True
         ends_mask[solo_at[w[solo_at - 1] & (solo_at > 0)]] = True

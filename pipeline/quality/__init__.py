@@ -124,6 +124,6 @@ class QualityStep:
         failed = quality_decision(computed.signals, self.settings)
         if failed:
             return doc.reject(*failed)
-        if self.preset.c4_terminal_punct_rule is not None:
+        if self.preset.c4_terminal_punct_rule is not None and computed.c4 is not None:
             doc.text = computed.c4.kept_text(self.preset.c4_terminal_punct_rule)
         return doc

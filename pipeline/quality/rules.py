@@ -37,7 +37,7 @@ class Rule:
             missing = [n for n, p in zip(self.signals, parts) if p is None]
             raise MissingSignal(f"{self.reason} needs {', '.join(missing)}, which this row does not hold (the run "
                                 f"did not compute them: see --quality-signals)")
-        value = sum(parts)
+        value = sum(part for part in parts if part is not None)
         if self.min is not None and value < self.min:
             return self.reason, f"{self.label} {_show(value)} < {_show(self.min)}"
         if self.max is not None and value > self.max:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import sys
 
+from common.cli import ArgumentParser, positive_int, run_command
+from common.flags import add_flag
 from pipeline.layout import REPORT_DIR, join, write_bytes
 from pipeline.report.analysis import MIN_GROUP, TOP_HOSTS, analyse, compare
 from pipeline.report.load import RunData, load_run
 from pipeline.report.render import Doc, html_page, markdown_page, render_compare, render_run
-from schemas.run import IncompleteRun
 
 REPORT_FORMAT = "lowbackground.report/1"
 FILES = ("index.html", "report.md", "report.json")
@@ -43,8 +43,8 @@ def parse_tpr(value: str) -> tuple[str | None, float, tuple[float, float] | None
     return (name or None), parts[0], ci
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lowbg report", description=__doc__.split("\n\n")[0],
+def build_parser() -> ArgumentParser:
+    p = ArgumentParser(prog="lowbg report", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN", help="output folder(s) of `lowbg curate` or `lowbg decide`")
     p.add_argument("--output", default=None, metavar="DIR",
@@ -54,13 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tpr", action="append", type=parse_tpr, default=[], metavar="[DETECTOR=]TPR[,LOW,HIGH]",
                    help="the detector's true-positive rate at this run's threshold (e.g. from lowbg detect "
                    "evaluate), with its 95%% interval; without DETECTOR it applies to the headline detector")
-    p.add_argument("--min-group", type=int, default=MIN_GROUP,
+    p.add_argument("--min-group", type=positive_int, default=MIN_GROUP,
                    help=f"fewest documents for an estimate in a group (default {MIN_GROUP})")
-    p.add_argument("--top-hosts", type=int, default=TOP_HOSTS, help=f"hosts in the share table (default {TOP_HOSTS})")
+    p.add_argument("--top-hosts", type=positive_int, default=TOP_HOSTS,
+                   help=f"hosts in the share table (default {TOP_HOSTS})")
     p.add_argument("--note", default=None, metavar="TEXT",
                    help="a sentence shown at the top of the report (what this run is, e.g. a constructed test crawl)")
-    p.add_argument("--allow-incomplete", action="store_true",
-                   help="report on a run without a valid manifest (unfinished, crashed, or finished elsewhere)")
+    add_flag(p, "--allow-incomplete")
     return p
 
 
@@ -110,7 +110,7 @@ def _json_safe(value):
     return value
 
 
-def main(argv: list[str]) -> int:
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if len(args.runs) > 1 and not args.output:
@@ -118,12 +118,14 @@ def main(argv: list[str]) -> int:
     tprs = {}
     for name, value, ci in args.tpr:
         tprs[name] = (value, ci)
-    try:
-        paths = report(args.runs, args.output, args.baseline, tprs, args.min_group, args.top_hosts,
-                       args.allow_incomplete, args.note)
-    except IncompleteRun as exc:
-        print(f"lowbg report: {exc}", file=sys.stderr)
-        return 2
+    paths = report(args.runs, args.output, args.baseline, tprs, args.min_group, args.top_hosts,
+                   args.allow_incomplete, args.note)
     for path in paths:
         print(path)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """``lowbg report RUN ...``: one line and exit 2 on bad usage or a run that is not finished (see
+    :mod:`common.cli`)."""
+    return run_command("lowbg report", lambda: _main(argv))

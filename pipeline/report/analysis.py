@@ -73,7 +73,7 @@ def hist(group: dict) -> dict[int, int]:
 # --- funnel and inputs -------------------------------------------------------------------------------------
 
 
-def reject_rank(reason: str) -> tuple[int, str]:
+def reject_rank(reason: str) -> tuple[float, str]:
     if reason in REJECT_ORDER:
         return REJECT_ORDER.index(reason), reason
     return REJECT_ORDER.index(REASON_DUPLICATE_EXACT) - 0.5, reason
@@ -177,7 +177,7 @@ def signals(stats: dict) -> list[dict]:
 
 def dedup(stats: dict) -> dict:
     sizes = stats["dedup"]["cluster_sizes"]
-    removed = {}
+    removed: dict = {}
     for r in rows(stats, "outcome"):
         if r["reason"] in (REASON_DUPLICATE_EXACT, REASON_DUPLICATE_NEAR):
             removed.setdefault(r["reason"], {})[r["era"]] = r["n"]
@@ -203,7 +203,7 @@ def thresholds_of(run: RunData) -> dict:
 
 
 def detector_section(run: RunData, name: str) -> dict:
-    det = run.stats["detectors"][name]
+    det = run.require_stats()["detectors"][name]
     entry = thresholds_of(run).get(name) or {}
     out = {"detector": name, "direction": det.get("direction") or entry.get("direction"), "scale": det["scale"],
            "threshold": entry.get("threshold"), "threshold_ci": entry.get("ci"), "source": entry.get("source"),
@@ -213,7 +213,7 @@ def detector_section(run: RunData, name: str) -> dict:
     out["by_crawl"] = [{"era": g["era"], "crawl": g["crawl"], **_rate(g)} for g in _groups(det, "era+crawl")]
     out["by_language"] = sorted(({"era": g["era"], "language": g["language"], **_rate(g)}
                                  for g in _groups(det, "era+language")), key=lambda r: (-r["n"], str(r["language"])))
-    out["not_scored"] = [r for r in rows(run.stats, "not_scored") if r["detector"] == name]
+    out["not_scored"] = [r for r in rows(run.require_stats(), "not_scored") if r["detector"] == name]
     if out["threshold"] is None:
         out["flag_note"] = "no threshold: nothing was flagged; flag rates are 0 by construction"
     return out
@@ -278,7 +278,7 @@ class Reference:
             if mine and theirs and list(mine) != list(theirs):
                 return None, (f"the baseline scored {name} with models {theirs}, this run with {mine}: scores of "
                               "different models are not on one scale")
-            if det["scale"] != self.run.stats["detectors"][name]["scale"]:
+            if det["scale"] != self.run.require_stats()["detectors"][name]["scale"]:
                 return None, "the baseline's score bins differ from this run's"
         return det, None
 
@@ -328,7 +328,7 @@ def estimates(f: Rate, e: Rate | None, post_hist: dict[int, int], human_hist: di
 
 
 def machine_share(run: RunData, ref: Reference, name: str, tpr, min_group: int, top_hosts: int) -> dict:
-    det = run.stats["detectors"][name]
+    det = run.require_stats()["detectors"][name]
     entry = thresholds_of(run).get(name) or {}
     direction = det.get("direction") or entry.get("direction")
     scale = scale_from_json(det["scale"])
@@ -347,7 +347,7 @@ def machine_share(run: RunData, ref: Reference, name: str, tpr, min_group: int, 
     post_hist, post_group = _era_hist(det, POST)
     if post_group is None:
         return {**base, "unavailable": f"no post-cutoff documents (new content) were scored by {name}"}
-    out = {**base, "fpr_exact": e_all.exact_count, "overall": estimates(
+    out: dict = {**base, "fpr_exact": e_all.exact_count if e_all is not None else None, "overall": estimates(
         Rate.exact(post_group["flagged"], post_group["n"]), e_all, post_hist, human_hist, direction, scale, tpr,
         min_group)}
     out["by_crawl"] = [{"crawl": g["crawl"], **estimates(Rate.exact(g["flagged"], g["n"]), e_all, hist(g), human_hist,
@@ -363,7 +363,7 @@ def machine_share(run: RunData, ref: Reference, name: str, tpr, min_group: int, 
         by_language.append(row)
     out["by_language"] = by_language
     hosts = []
-    for h in run.stats["hosts"]["rows"]:
+    for h in run.require_stats()["hosts"]["rows"]:
         g = h["detectors"].get(name)
         if g is None:
             continue
@@ -372,8 +372,9 @@ def machine_share(run: RunData, ref: Reference, name: str, tpr, min_group: int, 
         if len(hosts) >= top_hosts:
             break
     out["by_host"] = hosts
-    out["hosts_note"] = (f"top hosts by post-cutoff documents; hosts outside the top {run.stats['hosts']['capacity']} "
-                         f"of a partial aggregate were dropped ({run.stats['hosts']['dropped_documents']} documents)")
+    host_stats = run.require_stats()["hosts"]
+    out["hosts_note"] = (f"top hosts by post-cutoff documents; hosts outside the top {host_stats['capacity']} "
+                         f"of a partial aggregate were dropped ({host_stats['dropped_documents']} documents)")
     return out
 
 
@@ -505,7 +506,7 @@ def analyse(run: RunData, baseline: RunData | None = None, tprs: dict | None = N
     tprs = tprs or {}
     ref = Reference(run, baseline)
     notes = list(run.notes) + [f"baseline: {n}" for n in (baseline.notes if baseline else [])]
-    out = {"run": run.path, "label": run.label, "notes": notes, "reference": ref.describe(),
+    out: dict = {"run": run.path, "label": run.label, "notes": notes, "reference": ref.describe(),
            "min_group": min_group, "funnel": funnel(run.manifest), "inputs": inputs(run.manifest),
            "cutoff": recorded_settings((run.manifest or {}).get("options")).get("provenance", {}).get("cutoff"),
            "stats": run.stats is not None}

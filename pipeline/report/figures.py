@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -19,7 +20,10 @@ from matplotlib.lines import Line2D  # noqa: E402
 from detectors.base import HIGHER_IS_MACHINE  # noqa: E402
 from pipeline.stats import LogitScale, Scale, scale_from_json  # noqa: E402
 
-RC = {"font.size": 9, "axes.titlesize": 10, "figure.dpi": 100,
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+RC: dict[RcKeyType, Any] = {"font.size": 9, "axes.titlesize": 10, "figure.dpi": 100,
       "axes.spines.top": False, "axes.spines.right": False}
 COLORS = {"in": "#555555", "skipped": "#9e9e9e", "error": "#d62728", "rejected": "#ff7f0e", "curated": "#2ca02c",
           "pre_cutoff": "#1f77b4", "post_cutoff": "#d62728", "post_cutoff_old_content": "#9467bd",

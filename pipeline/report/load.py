@@ -25,6 +25,12 @@ class RunData:
     words: dict | None
     notes: list[str] = field(default_factory=list)
 
+    def require_stats(self) -> dict:
+        """The run's ``stats/`` summary, for the sections that are only drawn when it exists."""
+        if self.stats is None:
+            raise ValueError(f"{self.path} has no stats/")
+        return self.stats
+
     @property
     def label(self) -> str:
         return self.path.rstrip("/") or self.path

@@ -349,7 +349,7 @@ def _detectors(doc: Doc, a: dict, run: RunData, reference: RunData) -> None:
             doc.p(f"No threshold: {d.get('note') or d.get('flag_note')}", "note")
         if d.get("note") and d["threshold"] is not None:
             doc.p(d["note"], "small")
-        det = run.stats["detectors"][name]
+        det = run.require_stats()["detectors"][name]
         series = []
         for g in det["groups"]:
             if g["by"] == "era" and g["era"] in (PRE, POST, POST_OLD):
@@ -465,7 +465,7 @@ def _drift(doc: Doc, a: dict, reference: RunData) -> None:
               f"{pct(d['fpr_newest'], 2)} {interval(d['fpr_newest_ci'], 2)}; the target {pct(d['target_fpr'], 2)} "
               f"is {verdict} the interval. KS distance {d['ks_ks']:.3f} (p = {d['ks_p_value']:.3g}; 95% critical "
               f"value {d['ks_critical_95']:.3f}).", "headline" if not d["target_inside_ci"] else None)
-        det = reference.stats["detectors"][d["detector"]]
+        det = reference.require_stats()["detectors"][d["detector"]]
         by_year = {g["year"]: hist(g) for g in det["groups"] if g["by"] == "era+year" and g["era"] == PRE
                    and g["year"] is not None}
         doc.figure(figures.drift(by_year, det["scale"], det.get("direction") or "higher_is_machine",

@@ -153,7 +153,7 @@ def test_gpt_web_arm_filters_with_the_libraries_scorer_over_generation_zero(huma
     out = tmp_path / "gptweb"
     rc = main(["run", "--shards", str(human_parquet), "--model", "gpt", "--gpt-size", "toy", "--max-docs", "400",
                "--regime", "web", "--contamination", "0.5", "--generations", "1", "--seeds", "1",
-               "--sample-size", "40", "--max-steps", "30", "--max-new-tokens", "48", "--filter-fpr", "0.05",
+               "--sample-size", "40", "--max-steps", "30", "--max-new-tokens", "48", "--target-fpr", "0.05",
                "--filter", "detector:fast-detectgpt:gen0", "--output", str(out), "--no-progress"])
     assert rc == 0
     row = pq.read_table(out / "metrics.parquet").to_pylist()[1]

@@ -93,7 +93,7 @@ def test_cli_answers_bad_shards_with_one_line_and_exit_2(curate_run, tmp_path, c
                  str(tmp_path / "o2")]) == 2
     assert "expected COLUMN=VALUE" in one_line()
     assert main(["run", "--shards", str(curate_run), "--generations", "x", "--output", str(tmp_path / "o2")]) == 2
-    assert "invalid int value: 'x'" in one_line()
+    assert "not a whole number: 'x'" in one_line()
     assert main(["report", str(tmp_path / "out")]) == 2
     assert "neither a collapse run" in one_line()
     assert main(["compare", str(tmp_path / "out"), str(tmp_path / "out")]) == 2

@@ -29,7 +29,7 @@ from collapse.report import aggregate
 GENS = 3
 ARMS = ["none", "oracle", "detector:fast-detectgpt:last"]
 OPTIONS = ["--contamination", "0.2,0.5,0.5", "--generations", str(GENS), "--seeds", "3", "--order", "3",
-           "--crawl-factor", "2", "--synthetic-from", "last", "--real-pool-use", "consume", "--filter-fpr", "0.05",
+           "--crawl-factor", "2", "--synthetic-from", "last", "--real-pool-use", "consume", "--target-fpr", "0.05",
            "--calibration-fraction", "0.15", "--no-progress"]
 
 

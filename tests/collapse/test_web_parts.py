@@ -183,23 +183,23 @@ def _one_line(capsys) -> str:
 def test_filters_that_cannot_load_or_calibrate_fail_before_generation_zero(human_parquet, tmp_path, capsys):
     out = tmp_path / "a"
     assert main(["web", "--shards", str(human_parquet), *WEB, "--filters",
-                 f"none,detector:fasttext:model={tmp_path / 'missing.ftz'}", "--filter-fpr", "0.05",
+                 f"none,detector:fasttext:model={tmp_path / 'missing.ftz'}", "--target-fpr", "0.05",
                  "--output", str(out)]) == 2
     assert "the detector cannot load: FileNotFoundError" in _one_line(capsys)
     assert not (out / "arms").exists() and not (out / "web.json").exists()
     assert main(["web", "--shards", str(human_parquet), *WEB, "--filters", "none,detector:fast-detectgpt:gen0",
-                 "--filter-fpr", "0.001", "--output", str(out)]) == 2
+                 "--target-fpr", "0.001", "--output", str(out)]) == 2
     err = _one_line(capsys)
-    assert "--filter-fpr 0.001 needs at least 1000 scorable calibration documents" in err
+    assert "--target-fpr 0.001 needs at least 1000 scorable calibration documents" in err
     assert "but 76 are available (--calibration-fraction 0.1 of 900 documents)" in err
     assert not (out / "arms").exists()
     # a single arm (`run --regime web`) refuses the same way, and leaves nothing that blocks a corrected rerun
     assert main(["run", "--shards", str(human_parquet), "--regime", "web", *WEB, "--filter", "detector:fasttext",
-                 "--filter-fpr", "0.005", "--output", str(tmp_path / "b")]) == 2
+                 "--target-fpr", "0.005", "--output", str(tmp_path / "b")]) == 2
     assert "needs at least 200" in _one_line(capsys)
     assert not any((tmp_path / "b").glob("seed_*"))
     assert main(["run", "--shards", str(human_parquet), "--regime", "web", *WEB, "--filter", "detector:fasttext",
-                 "--filter-fpr", "0.05", "--max-docs", "300", "--output", str(tmp_path / "b")]) == 0
+                 "--target-fpr", "0.05", "--max-docs", "300", "--output", str(tmp_path / "b")]) == 0
     capsys.readouterr()
     # white-box detectors the n-gram cannot compute are refused before anything runs
     assert main(["web", "--shards", str(human_parquet), *WEB, "--filters", "detector:binoculars:gen0",

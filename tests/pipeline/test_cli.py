@@ -156,20 +156,81 @@ def bad_inputs(tmp: Path, run: Path) -> list[tuple[list[str], str]]:
         (["manifest", str(not_run)], "has no _inputs.jsonl"),
         (["manifest"], "required: output"),
         (["detect", "score", "--detector", "fasttext", "--input", str(tmp / "missing.jsonl"), "--output",
-          str(tmp / "s.jsonl")], "No such file"),
-        (["detect", "score", "--detector", "fasttext", "--max-tokens", "many"], "invalid int value"),
+          str(tmp / "s.jsonl")], "no such file"),
+        (["detect", "score", "--detector", "fasttext", "--max-tokens", "many"], "not a whole number"),
         (["collapse", "run", "--shards", str(tmp / "missing"), "--output", str(tmp / "c1")], "no Parquet"),
         (["collapse", "run", "--shards", str(run)], "--output"),
+        (["detect", "score", "--detector", "fasttext", "--device", "tpu"], "expected auto, cpu, cuda, cuda:N or mps"),
+        (["detect", "score", "--detector", "gpt-zero", "--input", ONE_WARC, "--output", str(tmp / "s.jsonl")],
+         "unknown detector 'gpt-zero'"),
+        (["detect", "score", "--detector", "fasttext", "--max-words", "0"], "must be > 0"),
+        (["detect", "evaluate", "--detector", "fasttext", "--data", str(tmp / "missing.jsonl")], "no such file"),
+        (["detect", "calibrate", "--output", str(tmp / "t.json")], "give either --scores"),
+        (["detect", "calibrate", "--scores", str(garbage), "--target-fpr", "1", "--output", str(tmp / "t.json")],
+         "must be within (0, 1)"),
+        (["detect", "calibrate", "--scores", str(garbage), "--output", str(tmp / "t.json")], "not valid JSON"),
+        (["detect", "train-fasttext", "--data", str(garbage), "--holdout", "2", "--output", str(tmp / "m.ftz")],
+         "must be within [0, 1]"),
+        (["detect", "--scoring-modle", "x"], "invalid choice"),
+        (["collapse", "run", "--shards", str(run), "--output", str(tmp / "c2"), "--device", "gpu"],
+         "expected auto, cpu"),
+        (["collapse", "run", "--shards", str(run), "--output", str(tmp / "c3"), "--heldout-fraction", "1"],
+         "must be within (0, 1)"),
+        (["collapse", "web", "--shards", str(run), "--output", str(tmp / "c4"), "--contamination", "0.5",
+          "--filters", "none", "--target-fpr", "0"], "must be within (0, 1)"),
+        (["collapse", "run", "--shards", str(run), "--output", str(tmp / "c5"), "--filter-fpr", "0.05"],
+         "applies to the web regime only"),
+        (["collapse", "report", str(tmp / "missing")], "neither a collapse run"),
+        (["report", str(tmp / "missing-run")], "has no manifest.json"),
+        (["report", str(run), "--min-group", "0"], "must be > 0"),
+        (["report", str(run), str(run)], "several runs need --output"),
+        (["report", str(run), "--tpr", "1.5"], "expected a TPR in (0, 1]"),
+        (["manifest", str(run), "--job-finsihed"], "did you mean --job-finished?"),
+        (["index", "build", "--input", str(run), "--output", str(tmp / "i4"), "--minhash-threshold", "1.5"],
+         "must be within [0, 1]"),
         (["curat", "--input", ONE_WARC], "did you mean curate?"),
     ]
 
 
 def test_every_command_answers_bad_input_with_one_line_and_exit_2(finished_run, tmp_path, capsys):
+    commands = set()
     for argv, message in bad_inputs(tmp_path, finished_run):
         assert exit_code(argv) == 2, argv
-        line = one_line(capsys.readouterr().err)
+        err = capsys.readouterr().err
+        if "--filter-fpr" in argv:  # a former spelling: its deprecation line, then the error
+            assert err.startswith("lowbg collapse run: --filter-fpr is deprecated; use --target-fpr\n"), err
+            err = err.split("\n", 1)[1]
+        line = one_line(err)
         command = argv[0] if argv[0] != "curat" else ""
         assert line.startswith(f"lowbg {command}".rstrip()) and message in line, (argv, line)
+        commands.add(command)
+    assert commands >= {"curate", "decide", "index", "manifest", "report", "detect", "collapse"}
+
+
+@pytest.mark.parametrize("argv, module, name", [
+    (["decide", "--input", "RUN", "--output", "OUT/d"], "pipeline.decide", "decide"),
+    (["report", "RUN", "--output", "OUT/r"], "pipeline.report", "report"),
+    (["manifest", "RUN"], "pipeline.curate", "read_run_manifest"),
+    (["index", "build", "--input", "RUN", "--output", "OUT/i"], "pipeline.dedup.reference", "build_reference_index"),
+    (["detect", "score", "--detector", "fasttext", "--input", __file__, "--output", "OUT/s.jsonl"], "detectors.cli",
+     "build_detector"),
+    (["collapse", "report", "RUN"], "collapse.cli", "_report"),
+    (["curate", "--input", ONE_WARC, "--output", "OUT/c"], "pipeline.curate", "run_curate"),
+])
+def test_a_bug_in_any_command_is_exit_1_with_one_line_and_a_debug_hint(argv, module, name, finished_run, tmp_path,
+                                                                        monkeypatch, capsys):
+    import importlib
+
+    def bug(*args, **kwargs):
+        return {}["a key that is not there"]
+
+    monkeypatch.setattr(importlib.import_module(module), name, bug)
+    argv = [a.replace("RUN", str(finished_run)).replace("OUT", str(tmp_path)) for a in argv]
+    assert exit_code(argv) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"lowbg {argv[0]}") and ": failed: KeyError" in line and "--debug" in line, line
+    with pytest.raises(KeyError):
+        lowbg(["--debug", *argv])
 
 
 def test_debug_shows_the_traceback_and_a_bug_is_exit_1_with_a_hint(tmp_path, monkeypatch, capsys):
