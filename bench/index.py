@@ -116,7 +116,8 @@ def old_in_process_build(shard_paths: list[str], output_dir: str) -> dict:
                              "first_seen": pa.array(first_arr[used]).cast(ts),
                              "signature": pa.array([sig_le[i].tobytes() for i in used], pa.binary())}),
                    os.path.join(output_dir, "signatures.parquet"), compression="zstd")
-    return {"band_keys": int(len(doc))}
+    size = sum(os.path.getsize(os.path.join(output_dir, f)) for f in ("bands.parquet", "signatures.parquet"))
+    return {"band_keys": int(len(doc)), "bytes_per_band_key": round(size / max(1, len(doc)), 1)}
 
 
 def child(variant: str, corpus: str, out: str, partitions: int, workers: int) -> None:
@@ -138,6 +139,10 @@ def child(variant: str, corpus: str, out: str, partitions: int, workers: int) ->
     else:
         result = build_index(shards, out, partitions=partitions, beam_args=beam_args)["counts"]
     seconds = time.perf_counter() - start
+    if variant == "beam":  # bytes on disk per row, by table
+        for table in ("exact", "bands", "signatures"):
+            size = sum(p.stat().st_size for p in Path(out).glob(f"g*/{table}/part-*.parquet"))
+            result[f"{table}_bytes_per_row"] = round(size / max(1, result[table]), 1)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"seconds": seconds, "rss_mb": max(rss, kids), "result": result}))
@@ -212,6 +217,8 @@ def main() -> None:
                   f"{m['rss_mb']:,.0f} MB, {(docs / m['seconds']) / (n / base['seconds']):.2f}x the in-process "
                   f"build's docs/s")
         print(f"   result: baseline {base['result']}; beam {best['beam']['result']}")
+        print(f"   old format on disk: {base['result'].get('bytes_per_band_key')} bytes per band key (bands + "
+              "signatures files / band keys)")
         look = lookups(work / "corpus", work, args.partitions)
         print(f"point lookups (IndexReader.exact, one key per call): {look['per_s']:,.0f}/s, "
               f"{look['row_groups_per_lookup']:.2f} row groups read per lookup, {look['found']}/{look['lookups']} "

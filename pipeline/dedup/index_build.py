@@ -14,18 +14,20 @@ result has the same rows as a build over all the runs. A run already in the inde
 refused, so is one given twice.
 
 Graph: curated shards -> one element per (file, row group) -> Reshuffle -> MinHash signatures and text hashes
-(vectorised, a row group at a time) -> three keyed collections: exact (text hash -> (first seen, id,
-pre-cutoff)), bands ((band, band hash) -> (first seen, id)) and signatures (id -> ...). ``CombinePerKey(min)`` keeps
-the earliest capture (ties: lowest id) of each key, whatever the number of copies, without grouping them.
-Signatures are kept for the documents some band row names (a ``CoGroupByKey`` by id). Each table is then keyed
-by partition (the high bits of its key) and written by partition, sorted, one file each.
+(vectorised, a row group at a time) -> the rows of the three tables (exact: a text hash with its document's
+first seen, id and pre-cutoff flag; bands: a (band hash, band) with first seen and id; signatures: an id with
+its signature), batched by table and partition (the high bits of the row's key): one element per (row group,
+partition, table), so Beam's per-element cost is paid by a batch, not by each of the ~10 keys of a document. A
+``GroupByKey`` by partition brings each partition's batches (and, for ``extend``, the rows of the partition's
+file in the current generation) to one writer, which keeps the earliest capture (ties: lowest id) of each key,
+sorts and writes the partition's file.
 
 Memory: the MinHash step holds one row group (a curated shard's row groups hold at most 50,000 rows: bounded by
-``--shard-size``); ``CombinePerKey`` is the runner's (combiner lifting, then a shuffle); a partition's writer
-holds its partition's rows, about 70 bytes per band key, 100 per exact key and 0.6 kB per signature, so
-``--partitions`` is chosen for partitions of a few hundred MB: 4,096 partitions for the ~20 billion band keys of a
-snapshot. Counters (namespace ``lowbackground.index``): ``documents_read``, ``indexed``, ``too_short`` (no
-shingle: exact key only), ``no_date``, ``not_pre_cutoff`` (``--documents pre-cutoff``), ``empty_text``.
+``--shard-size``); a partition's writer holds its partition's rows, copies included (about 100 bytes per band
+row and 700 per signature as Python objects), so ``--partitions`` is chosen for partitions of a few hundred MB:
+4,096 partitions for the ~16 billion band keys of a snapshot. Counters (namespace ``lowbackground.index``):
+``documents_read``, ``indexed``, ``too_short`` (no shingle: exact key only), ``no_date``, ``not_pre_cutoff``
+(``--documents pre-cutoff``), ``empty_text``.
 """
 
 from __future__ import annotations
@@ -58,7 +60,6 @@ from pipeline.dedup.reference import (
     INDEX_FORMAT_VERSION,
     SCHEMAS,
     SIGNATURES,
-    SORT_COLUMNS,
     TABLES,
     ReferenceIndexError,
     exact_key,
@@ -173,10 +174,16 @@ class _RowGroups(beam.DoFn):
 
 
 class _IndexKeys(beam.DoFn):
-    """(path, row group) -> tagged keys of its documents (module docstring), a row group at a time."""
+    """(path, row group) -> its documents' rows of each table, as (partition, [row, ...]) batches tagged by table.
 
-    def __init__(self, minhash: MinHashSettings, bands: int, rows: int, pre_cutoff_only: bool):
+    Rows (the writer's input, :func:`_table_of`): exact ``(key, text hash, first seen µs, id, pre-cutoff)``, bands
+    ``(band hash, band, first seen µs, id)``, signatures ``(ref key, id, first seen µs, text hash, pre-cutoff,
+    signature)``. One element per (row group, partition, table), not per key: Beam's cost per element is paid
+    by thousands of keys at once."""
+
+    def __init__(self, minhash: MinHashSettings, bands: int, rows: int, pre_cutoff_only: bool, partitions: int):
         self.minhash, self.bands, self.rows, self.pre_cutoff_only = minhash, bands, rows, pre_cutoff_only
+        self.partitions = partitions
         self.counters = {name: Metrics.counter(NAMESPACE, name) for name in COUNTERS}
 
     def setup(self):
@@ -194,108 +201,112 @@ class _IndexKeys(beam.DoFn):
         provenance, content = cols.get("provenance", none), cols.get("content_provenance", none)
         dates, seen = cols.get("warc_date", none), cols.get("first_seen", none)
         ids, folded, firsts, pres = [], [], [], []
+        skipped = {"not_pre_cutoff": 0, "no_date": 0, "empty_text": 0}
         for i in range(n):
-            self.counters["documents_read"].inc()
             pre = PRE_CUTOFF in (provenance[i], content[i])
             if self.pre_cutoff_only and not pre:
-                self.counters["not_pre_cutoff"].inc()
+                skipped["not_pre_cutoff"] += 1
                 continue
             times = [to_us(t) for t in (dates[i], seen[i]) if t is not None]
             if not times:  # a document without a date cannot date anything
-                self.counters["no_date"].inc()
+                skipped["no_date"] += 1
                 continue
             f = fold(cols["text"][i] or "")
             if not f.strip():
-                self.counters["empty_text"].inc()
+                skipped["empty_text"] += 1
                 continue
             ids.append(cols["id"][i])
             folded.append(f)
             firsts.append(min(times))
             pres.append(pre)
+        self.counters["documents_read"].inc(n)
+        for name, count in skipped.items():
+            self.counters[name].inc(count)
+        self.counters["indexed"].inc(len(ids))
         if not ids:
             return
         values, ok = self.hasher.signatures(folded, folded=True)
         sig_le = values.astype("<u4")
+        q = self.partitions
+        out: dict[str, dict[int, list]] = {EXACT: {}, BANDS: {}, SIGNATURES: {}}
+        too_short = 0
         for i, doc_id in enumerate(ids):
-            self.counters["indexed"].inc()
             h = text_hash(folded[i], folded=True)
-            yield beam.pvalue.TaggedOutput(EXACT, (h, (firsts[i], doc_id, pres[i])))
+            key = exact_key(h)
+            out[EXACT].setdefault(partition_of(key, q), []).append((key, h, firsts[i], doc_id, pres[i]))
             if not ok[i]:
-                self.counters["too_short"].inc()
+                too_short += 1
                 continue
-            for key in band_keys(values[i], self.bands, self.rows):
-                yield beam.pvalue.TaggedOutput(BANDS, ((key[0] << 8 | key[1], int.from_bytes(key[2:], "big")),
-                                                       (firsts[i], doc_id)))
-            yield beam.pvalue.TaggedOutput(SIGNATURES, (doc_id, (firsts[i], h, pres[i], sig_le[i].tobytes())))
+            for k in band_keys(values[i], self.bands, self.rows):
+                band_hash = int.from_bytes(k[2:], "big")
+                out[BANDS].setdefault(partition_of(band_hash, q), []).append(
+                    (band_hash, k[0] << 8 | k[1], firsts[i], doc_id))
+            rk = ref_key(doc_id)
+            out[SIGNATURES].setdefault(partition_of(rk, q), []).append(
+                (rk, doc_id, firsts[i], h, pres[i], sig_le[i].tobytes()))
+        self.counters["too_short"].inc(too_short)
+        for table, by_partition in out.items():
+            for partition, rows in by_partition.items():
+                yield beam.pvalue.TaggedOutput(table, (partition, rows))
 
 
 class _ReadIndexRows(beam.DoFn):
-    """An index file of the current generation -> its rows in the keyed form of :class:`_IndexKeys`' output."""
+    """(partition, file of the current generation) -> (partition, its rows), as :class:`_IndexKeys` makes them."""
 
     def __init__(self, table: str):
         self.table = table
 
-    def process(self, path: str):
+    def process(self, element):
+        partition, path = element
         with open_read(path) as fh:
-            pf = pq.ParquetFile(fh)
-            for batch in pf.iter_batches(batch_size=ROW_GROUP_ROWS):
-                for r in batch.to_pylist():
-                    first = to_us(r["first_seen"])
-                    if self.table == EXACT:
-                        yield r["text_hash"], (first, r["ref_id"], r["pre_cutoff"])
-                    elif self.table == BANDS:
-                        yield (r["band"], r["band_hash"]), (first, r["ref_id"])
-                    else:
-                        yield r["ref_id"], (first, r["text_hash"], r["pre_cutoff"], r["signature"])
+            table = pq.read_table(fh)
+        cols = table.to_pydict()
+        firsts = [to_us(t) for t in cols["first_seen"]]
+        if self.table == EXACT:
+            rows = list(zip(cols["key"], cols["text_hash"], firsts, cols["ref_id"], cols["pre_cutoff"]))
+        elif self.table == BANDS:
+            rows = list(zip(cols["band_hash"], cols["band"], firsts, cols["ref_id"]))
+        else:
+            rows = list(zip(cols["key"], cols["ref_id"], firsts, cols["text_hash"], cols["pre_cutoff"],
+                            cols["signature"]))
+        if rows:
+            yield partition, rows
 
 
-def _keep_used(element):
-    """(ref id, {sig: [...], used: [...]}) -> (ref id, signature record) when a band row names the document."""
-    ref_id, grouped = element
-    if not any(True for _ in grouped["used"]):
-        return
-    sigs = list(grouped["sig"])
-    if sigs:
-        yield ref_id, min(sigs)  # the same document read twice (two runs of the same input): one row
-
-
-def _partition_key(table: str, partitions: int):
-    if table == EXACT:
-        return lambda kv: (partition_of(exact_key(kv[0]), partitions), kv)
-    if table == BANDS:
-        return lambda kv: (partition_of(kv[0][1], partitions), kv)
-    return lambda kv: (partition_of(ref_key(kv[0]), partitions), kv)
+def earliest_per_key(table: str, rows: list[tuple]) -> list[tuple]:
+    """The rows sorted by key, one per key: the earliest capture (then the lowest id) of each."""
+    width = 2  # every table's key is its first two columns: (key, text hash), (band hash, band), (ref key, id)
+    if table == SIGNATURES:
+        rows.sort(key=lambda r: (r[0], r[1], r[2], r[3], r[4], r[5]))
+    else:
+        rows.sort(key=lambda r: (r[0], r[1], r[2], r[3]))  # key, then first seen, then id
+    kept, last = [], None
+    for r in rows:
+        if r[:width] != last:
+            kept.append(r)
+            last = r[:width]
+    return kept
 
 
 def _table_of(table: str, rows: list) -> pa.Table:
     schema = SCHEMAS[table]
-    if table == EXACT:
-        data = {"key": [exact_key(h) for h, _ in rows], "text_hash": [h for h, _ in rows],
-                "first_seen": [v[0] for _, v in rows], "ref_id": [v[1] for _, v in rows],
-                "pre_cutoff": [v[2] for _, v in rows]}
-    elif table == BANDS:
-        data = {"band_hash": [k[1] for k, _ in rows], "band": [k[0] for k, _ in rows],
-                "first_seen": [v[0] for _, v in rows], "ref_id": [v[1] for _, v in rows]}
-    else:
-        data = {"key": [ref_key(i) for i, _ in rows], "ref_id": [i for i, _ in rows],
-                "first_seen": [v[0] for _, v in rows], "text_hash": [v[1] for _, v in rows],
-                "pre_cutoff": [v[2] for _, v in rows], "signature": [v[3] for _, v in rows]}
-    arrays = [pa.array(data[f.name], pa.int64()).cast(f.type) if f.name == "first_seen"
-              else pa.array(data[f.name], f.type) for f in schema]
-    table_ = pa.Table.from_arrays(arrays, schema=schema)
-    return table_.sort_by([(c, "ascending") for c in SORT_COLUMNS[table]])
+    columns = list(zip(*rows)) if rows else [[] for _ in schema]
+    arrays = [pa.array(column, pa.int64()).cast(f.type) if f.name == "first_seen" else pa.array(column, f.type)
+              for f, column in zip(schema, columns)]
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 class _WritePartition(beam.DoFn):
-    """(partition, rows) -> the partition's file, sorted by key; yields (table, partition, rows written)."""
+    """(partition, [row batches]) -> the partition's file, one row per key, sorted; yields (table, partition,
+    rows written)."""
 
     def __init__(self, table: str, folder: str, partitions: int):
         self.table, self.folder, self.partitions = table, folder, partitions
 
     def process(self, element):
-        partition, rows = element
-        rows = [r for r in rows if r is not None]
-        table = _table_of(self.table, rows)
+        partition, batches = element
+        rows = [r for batch in batches for r in batch]
+        table = _table_of(self.table, earliest_per_key(self.table, rows))
         path = join(self.folder, f"{self.table}/{partition_name(partition, self.partitions)}")
         write_atomically(path, lambda fh: pq.write_table(table, fh, compression="zstd",
                                                          row_group_size=ROW_GROUP_ROWS))
@@ -303,15 +314,15 @@ class _WritePartition(beam.DoFn):
 
 
 class WriteIndexTable(beam.PTransform):
-    """Keyed rows of one table -> one sorted file per partition (every partition, empty ones too)."""
+    """(partition, row batch) of one table -> one sorted file per partition (every partition, empty ones too)."""
 
     def __init__(self, table: str, folder: str, partitions: int):
         super().__init__()
         self.table, self.folder, self.partitions = table, folder, partitions
 
-    def expand(self, rows):
-        every = rows.pipeline | "EveryPartition" >> beam.Create([(p, None) for p in range(self.partitions)])
-        return ((rows | "KeyByPartition" >> beam.Map(_partition_key(self.table, self.partitions)), every)
+    def expand(self, batches):
+        every = batches.pipeline | "EveryPartition" >> beam.Create([(p, []) for p in range(self.partitions)])
+        return ((batches, every)
                 | "WithEveryPartition" >> beam.Flatten()
                 | "GroupByPartition" >> beam.GroupByKey()
                 | "Write" >> beam.ParDo(_WritePartition(self.table, self.folder, self.partitions)))
@@ -320,8 +331,8 @@ class WriteIndexTable(beam.PTransform):
 class BuildIndex(beam.PTransform):
     """PBegin -> the index tables written under ``folder`` (module docstring).
 
-    ``shard_paths``: curated shards to index; ``previous``: files of an index generation to carry over, by table
-    (``extend``)."""
+    ``shard_paths``: curated shards to index; ``previous``: files of an index generation to carry over, by table,
+    in partition order (``extend``; the partitions are the same)."""
 
     def __init__(self, shard_paths: Sequence[str], folder: str, minhash: MinHashSettings, partitions: int,
                  pre_cutoff_only: bool = False, previous: dict[str, list[str]] | None = None):
@@ -337,25 +348,18 @@ class BuildIndex(beam.PTransform):
                 | "RowGroups" >> beam.ParDo(_RowGroups())
                 | "SpreadRowGroups" >> beam.Reshuffle()
                 | "IndexKeys" >> beam.ParDo(_IndexKeys(self.minhash, params["bands"], params["rows"],
-                                                       self.pre_cutoff_only)).with_outputs(EXACT, BANDS, SIGNATURES))
-        tables = {}
+                                                       self.pre_cutoff_only, self.partitions)).with_outputs(
+                    EXACT, BANDS, SIGNATURES))
+        written = []
         for table in TABLES:
+            name = table.title()
             sources = [keys[table]]
             if self.previous.get(table):
                 sources.append(p
-                               | f"Previous{table.title()}Files" >> beam.Create(self.previous[table])
-                               | f"ReadPrevious{table.title()}" >> beam.ParDo(_ReadIndexRows(table)))
-            tables[table] = sources | f"All{table.title()}" >> beam.Flatten()
-        exact = tables[EXACT] | "EarliestPerTextHash" >> beam.CombinePerKey(min)
-        bands = tables[BANDS] | "EarliestPerBandKey" >> beam.CombinePerKey(min)
-        used = bands | "NamedDocuments" >> beam.Map(lambda kv: (kv[1][1], None))
-        signatures = ({"sig": tables[SIGNATURES], "used": used}
-                      | "JoinSignatures" >> beam.CoGroupByKey()
-                      | "KeepNamedSignatures" >> beam.FlatMap(_keep_used))
-        bands = bands | "BandKey" >> beam.Map(lambda kv: ((kv[0][0], kv[0][1]), kv[1]))
-        written = [exact | "WriteExact" >> WriteIndexTable(EXACT, self.folder, self.partitions),
-                   bands | "WriteBands" >> WriteIndexTable(BANDS, self.folder, self.partitions),
-                   signatures | "WriteSignatures" >> WriteIndexTable(SIGNATURES, self.folder, self.partitions)]
+                               | f"Previous{name}Files" >> beam.Create(list(enumerate(self.previous[table])))
+                               | f"ReadPrevious{name}" >> beam.ParDo(_ReadIndexRows(table)))
+            batches = sources | f"All{name}" >> beam.Flatten()
+            written.append(batches | f"Write{name}" >> WriteIndexTable(table, self.folder, self.partitions))
         return written | "Written" >> beam.Flatten()
 
 

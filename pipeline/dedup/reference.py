@@ -13,7 +13,7 @@ Format (version 2)::
     INDEX/index.json                                   the manifest, written last (atomically); readers start here
     INDEX/gNNNNN/exact/part-PPPPP-of-QQQQQ.parquet      one row per normalised-text hash
     INDEX/gNNNNN/bands/part-PPPPP-of-QQQQQ.parquet      one row per (band, band hash)
-    INDEX/gNNNNN/signatures/part-PPPPP-of-QQQQQ.parquet one row per document named by a band row
+    INDEX/gNNNNN/signatures/part-PPPPP-of-QQQQQ.parquet one row per indexed document with a signature
 
 * ``exact``: ``key`` (uint64: the first 8 bytes of the hash), ``text_hash`` (hex SHA-1 of the normalised text,
   :func:`pipeline.dedup.normalize.text_hash`), ``first_seen``, ``ref_id``, ``pre_cutoff``;
@@ -73,7 +73,6 @@ SCHEMAS = {
                            ("text_hash", pa.string()), ("pre_cutoff", pa.bool_()), ("signature", pa.binary())]),
 }
 KEY_COLUMN = {EXACT: "key", BANDS: "band_hash", SIGNATURES: "key"}
-SORT_COLUMNS = {EXACT: ("key", "text_hash"), BANDS: ("band_hash", "band"), SIGNATURES: ("key", "ref_id")}
 # Format 1 (before the Beam build): two files at the top of the index folder.
 _FORMAT_1_FILES = ("bands.parquet", "signatures.parquet")
 # Parameters a run and its index must share (threshold only moves the verification, stored for information).
