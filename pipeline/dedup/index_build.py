@@ -39,7 +39,9 @@ import os
 from collections.abc import Sequence
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
@@ -174,12 +176,12 @@ class _RowGroups(beam.DoFn):
 
 
 class _IndexKeys(beam.DoFn):
-    """(path, row group) -> its documents' rows of each table, as (partition, [row, ...]) batches tagged by table.
+    """(path, row group) -> its documents' rows of each table, as (partition, Arrow table) batches tagged by table.
 
-    Rows (the writer's input, :func:`_table_of`): exact ``(key, text hash, first seen µs, id, pre-cutoff)``, bands
-    ``(band hash, band, first seen µs, id)``, signatures ``(ref key, id, first seen µs, text hash, pre-cutoff,
-    signature)``. One element per (row group, partition, table), not per key: Beam's cost per element is paid
-    by thousands of keys at once."""
+    Rows (the columns of :data:`~pipeline.dedup.reference.SCHEMAS`): exact ``(key, text hash, first seen, id,
+    pre-cutoff)``, bands ``(band hash, band, first seen, id)``, signatures ``(ref key, id, first seen, text hash,
+    pre-cutoff, signature)``. One element per (row group, partition, table), not per key: Beam's cost per element
+    is paid by thousands of keys at once."""
 
     def __init__(self, minhash: MinHashSettings, bands: int, rows: int, pre_cutoff_only: bool, partitions: int):
         self.minhash, self.bands, self.rows, self.pre_cutoff_only = minhash, bands, rows, pre_cutoff_only
@@ -247,45 +249,39 @@ class _IndexKeys(beam.DoFn):
         self.counters["too_short"].inc(too_short)
         for table, by_partition in out.items():
             for partition, rows in by_partition.items():
-                yield beam.pvalue.TaggedOutput(table, (partition, rows))
+                yield beam.pvalue.TaggedOutput(table, (partition, _table_of(table, rows)))
 
 
 class _ReadIndexRows(beam.DoFn):
-    """(partition, file of the current generation) -> (partition, its rows), as :class:`_IndexKeys` makes them."""
-
-    def __init__(self, table: str):
-        self.table = table
+    """(partition, file of the current generation) -> (partition, its rows as an Arrow table): the same partition
+    in the next generation (the partitions do not change), so no row is converted on the way."""
 
     def process(self, element):
         partition, path = element
         with open_read(path) as fh:
             table = pq.read_table(fh)
-        cols = table.to_pydict()
-        firsts = [to_us(t) for t in cols["first_seen"]]
-        if self.table == EXACT:
-            rows = list(zip(cols["key"], cols["text_hash"], firsts, cols["ref_id"], cols["pre_cutoff"]))
-        elif self.table == BANDS:
-            rows = list(zip(cols["band_hash"], cols["band"], firsts, cols["ref_id"]))
-        else:
-            rows = list(zip(cols["key"], cols["ref_id"], firsts, cols["text_hash"], cols["pre_cutoff"],
-                            cols["signature"]))
-        if rows:
-            yield partition, rows
+        if table.num_rows:
+            yield partition, table
 
 
-def earliest_per_key(table: str, rows: list[tuple]) -> list[tuple]:
+# Every table's key is its first two columns: (key, text hash), (band hash, band), (ref key, id).
+_ORDER = {EXACT: ("key", "text_hash", "first_seen", "ref_id"), BANDS: ("band_hash", "band", "first_seen", "ref_id"),
+          SIGNATURES: ("key", "ref_id", "first_seen", "text_hash")}
+
+
+def earliest_per_key(table_name: str, table: pa.Table) -> pa.Table:
     """The rows sorted by key, one per key: the earliest capture (then the lowest id) of each."""
-    width = 2  # every table's key is its first two columns: (key, text hash), (band hash, band), (ref key, id)
-    if table == SIGNATURES:
-        rows.sort(key=lambda r: (r[0], r[1], r[2], r[3], r[4], r[5]))
-    else:
-        rows.sort(key=lambda r: (r[0], r[1], r[2], r[3]))  # key, then first seen, then id
-    kept, last = [], None
-    for r in rows:
-        if r[:width] != last:
-            kept.append(r)
-            last = r[:width]
-    return kept
+    order = _ORDER[table_name]
+    table = table.sort_by([(c, "ascending") for c in order])
+    if table.num_rows < 2:
+        return table
+    new_key = np.zeros(table.num_rows, dtype=bool)
+    new_key[0] = True
+    for column in order[:2]:
+        values = table.column(column)
+        new_key[1:] |= pc.not_equal(values.slice(1), values.slice(0, table.num_rows - 1)).to_numpy(
+            zero_copy_only=False)
+    return table.filter(pa.array(new_key))
 
 
 def _table_of(table: str, rows: list) -> pa.Table:
@@ -297,7 +293,7 @@ def _table_of(table: str, rows: list) -> pa.Table:
 
 
 class _WritePartition(beam.DoFn):
-    """(partition, [row batches]) -> the partition's file, one row per key, sorted; yields (table, partition,
+    """(partition, [Arrow tables]) -> the partition's file, one row per key, sorted; yields (table, partition,
     rows written)."""
 
     def __init__(self, table: str, folder: str, partitions: int):
@@ -305,8 +301,9 @@ class _WritePartition(beam.DoFn):
 
     def process(self, element):
         partition, batches = element
-        rows = [r for batch in batches for r in batch]
-        table = _table_of(self.table, earliest_per_key(self.table, rows))
+        batches = [b for b in batches if b is not None]
+        rows = pa.concat_tables(batches) if batches else SCHEMAS[self.table].empty_table()
+        table = earliest_per_key(self.table, rows)
         path = join(self.folder, f"{self.table}/{partition_name(partition, self.partitions)}")
         write_atomically(path, lambda fh: pq.write_table(table, fh, compression="zstd",
                                                          row_group_size=ROW_GROUP_ROWS))
@@ -321,7 +318,7 @@ class WriteIndexTable(beam.PTransform):
         self.table, self.folder, self.partitions = table, folder, partitions
 
     def expand(self, batches):
-        every = batches.pipeline | "EveryPartition" >> beam.Create([(p, []) for p in range(self.partitions)])
+        every = batches.pipeline | "EveryPartition" >> beam.Create([(p, None) for p in range(self.partitions)])
         return ((batches, every)
                 | "WithEveryPartition" >> beam.Flatten()
                 | "GroupByPartition" >> beam.GroupByKey()
@@ -357,7 +354,7 @@ class BuildIndex(beam.PTransform):
             if self.previous.get(table):
                 sources.append(p
                                | f"Previous{name}Files" >> beam.Create(list(enumerate(self.previous[table])))
-                               | f"ReadPrevious{name}" >> beam.ParDo(_ReadIndexRows(table)))
+                               | f"ReadPrevious{name}" >> beam.ParDo(_ReadIndexRows()))
             batches = sources | f"All{name}" >> beam.Flatten()
             written.append(batches | f"Write{name}" >> WriteIndexTable(table, self.folder, self.partitions))
         return written | "Written" >> beam.Flatten()
