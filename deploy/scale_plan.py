@@ -1,5 +1,6 @@
 """The snapshot-scale plan of deploy/README.md, computed: documents per stage, CPU core-hours, GPU-hours, dedup
-shuffle volume, Dataflow worker counts and wall time.
+shuffle volume, Dataflow worker counts and wall time, and the reference index of a snapshot processed in
+``--input-slice`` jobs (its size, build, and what the jobs read and rewrite of it).
 
 Every input is in deploy/scale_plan.json, each with its source: a measured figure (per-core or per-GPU
 documents/s from BENCHMARKS.md; ``null`` until measured) or a stated assumption. Results that need a missing
@@ -155,6 +156,37 @@ def shuffle_bytes(inp: Inputs, docs: dict[str, float]) -> dict[str, float]:
     return {"exact": exact, "near": near, "rejoin": rejoin, "total": exact + near + rejoin}
 
 
+def index_plan(inp: Inputs, docs: dict[str, float]) -> dict:
+    """The reference index of one snapshot's curated documents (every one indexed: ``--documents all``), and the
+    cost of processing the snapshot in ``input_slices`` jobs that each run against the index of the jobs before
+    (``--on-reference-match reject``) and then extend it. Band keys: an upper bound (one per band per document;
+    near copies that survived dedup share a few)."""
+    n = docs["deduped"]
+    rows = {"exact": n, "bands": n * inp.num("minhash_bands"), "signatures": n}
+    per_row = {t: inp.num(f"index_{name}_row_bytes") for t, name in
+               (("exact", "exact"), ("bands", "band"), ("signatures", "signature"))}
+    disk = {t: None if per_row[t] is None else rows[t] * per_row[t] for t in rows}
+    total = _sum(disk.values())
+    record = inp.num("doc_id_bytes") + inp.num("shuffle_record_overhead_bytes") + 8  # + the date
+    shuffled = (rows["exact"] * (inp.num("exact_key_bytes") + record)
+                + rows["bands"] * (inp.num("band_key_bytes") + record)
+                + rows["signatures"] * (inp.num("minhash_num_perm") * 4 + 48 + record))
+    slices = inp.num("input_slices")
+    # Job k (0-based) reads the index of k slices: on average (N - 1) / 2 slices' worth, N times.
+    mean_share = (slices - 1) / (2 * slices)
+    build_hours = _div(_div(n, inp.num("index_build_docs_per_core_s")),
+                       SECONDS_PER_HOUR * inp.num("vcpu_speed_vs_bench_core"))
+    return {
+        "rows": rows, "disk_bytes": disk, "disk_bytes_total": total,
+        "partitions": None if total is None else math.ceil(total / inp.num("index_partition_bytes")),
+        "build_core_hours": build_hours,
+        "curate_shuffle_bytes_full_index": shuffled,
+        "sliced_curate_shuffle_bytes": slices * mean_share * shuffled,
+        # each extension reads and rewrites the index
+        "sliced_extend_io_bytes": None if total is None else slices * mean_share * total * 2,
+    }
+
+
 def sizing(inp: Inputs, cpu_hours: float | None, gpu_hours: float | None, read_bytes: float) -> dict:
     """Dataflow worker counts and wall time for the CPU pool and the GPU pool (resource-hint mode)."""
     util = inp.num("utilization")
@@ -204,6 +236,7 @@ def compute(inp: Inputs) -> dict:
         "cpu_core_hours_total": cpu_total,
         "gpu_hours": gpu_rows,
         "shuffle_bytes": shuffle_bytes(inp, docs),
+        "index": index_plan(inp, docs),
         "plan": {"snapshot": inp["plan_snapshot"], "detector": inp["plan_detector"], "gpu_hours": plan_gpu,
                  **sizing(inp, cpu_total, plan_gpu, read_bytes)},
     }
@@ -228,8 +261,8 @@ def _docs(x: float) -> str:
     return f"{x / 1e9:,.3f} B"
 
 
-def _bytes(x: float) -> str:
-    return f"{x / 1e12:,.1f} TB"
+def _bytes(x: float | None) -> str:
+    return "_pending_" if x is None else f"{x / 1e12:,.1f} TB"
 
 
 def _figure_cell(inp: Inputs, name: str) -> str:
@@ -300,6 +333,33 @@ def render_markdown(inp: Inputs, res: dict) -> str:
                f"| {_bytes(sh['rejoin'])} | kept x (`avg_text_bytes` + "
                "`doc_metadata_bytes` + `doc_id_bytes` + `shuffle_record_overhead_bytes`) |")
     out.append(f"| **total** | **{_bytes(sh['total'])}** | |")
+
+    ix = res["index"]
+    slices = f"{inp.num('input_slices'):,.0f}"
+    out.append("\n#### Reference index of one snapshot, and the snapshot in `--input-slice` jobs\n")
+    out.append("| quantity | value | arithmetic |")
+    out.append("|---|---:|---|")
+    out.append(f"| exact keys / signatures | {_docs(ix['rows']['exact'])} | after near dedup (every curated "
+               "document indexed) |")
+    out.append(f"| band keys (at most) | {_docs(ix['rows']['bands'])} | x `minhash_bands` |")
+    out.append(f"| on disk: exact, bands, signatures | {_bytes(ix['disk_bytes']['exact'])}, "
+               f"{_bytes(ix['disk_bytes']['bands'])}, {_bytes(ix['disk_bytes']['signatures'])} | rows x "
+               "`index_exact_row_bytes`, `index_band_row_bytes`, `index_signature_row_bytes` |")
+    out.append(f"| **index size** | **{_bytes(ix['disk_bytes_total'])}** | |")
+    out.append(f"| `--partitions` | {_fmt(ix['partitions'])} | index size / `index_partition_bytes` |")
+    out.append(f"| build core-hours (`lowbg index build`) | {_fmt(ix['build_core_hours'])}"
+               f"{_needs(inp, 'index_build_docs_per_core_s')} | documents / `index_build_docs_per_core_s` / 3600 |")
+    out.append("| curate shuffle of the whole index (one job against it) | "
+               f"{_bytes(ix['curate_shuffle_bytes_full_index'])} | rows x (key + `doc_id_bytes` + date + "
+               "`shuffle_record_overhead_bytes`), signatures `minhash_num_perm` x 4 bytes |")
+    out.append(f"| {slices} sliced jobs: index shuffled in curate, all jobs | "
+               f"{_bytes(ix['sliced_curate_shuffle_bytes'])} | job k reads the index of k slices: N x (N-1)/2N x "
+               "the line above |")
+    out.append(f"| {slices} sliced jobs: `index extend` reads + writes, all jobs | "
+               f"{_bytes(ix['sliced_extend_io_bytes'])} | N x (N-1)/2N x 2 x index size |")
+    out.append("\nBoth sliced totals grow with N x the index: fewer, larger slices (or `index extend` with several "
+               "runs at once) cost less; a job far smaller than the index is better served by point lookups "
+               "(`IndexReader`: one row group per key) than by shuffling the whole index.")
 
     p = res["plan"]
     gpu_fig = dict(LLM_DETECTORS)[p["detector"]]

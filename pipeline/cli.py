@@ -31,7 +31,7 @@ def curate_main(argv: list[str]) -> int:
 COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "curate": ("pipeline.cli:curate_main", (), "run the curation pipeline on WARC/WET files (Beam)"),
     "decide": ("pipeline.decide:main", (), "re-split scored shards under a new policy, without re-scoring"),
-    "index": ("pipeline.dedup.reference:index_main", (), "build a reference band-key index of a pre-cutoff corpus"),
+    "index": ("pipeline.dedup.reference:index_main", (), "build or extend the reference index of finished runs (Beam)"),
     "manifest": ("pipeline.curate:manifest_main", (),
                  "write (or check) the manifest of a run that finished elsewhere"),
     "report": ("pipeline.report:main", (),

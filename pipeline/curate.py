@@ -28,10 +28,11 @@ from apache_beam.runners.runner import PipelineState
 
 import schemas
 from common.cli import ArgumentParser, InputError, RunFailed, run_command
+from common.hashing import in_sample
 from pipeline.decision import CalibrateAndDecide, check_thresholds_file
 from pipeline.dedup import Dedup, ReferenceIndexError
 from pipeline.document import utcnow
-from pipeline.ingest import ExtractText, ReadWarc, read_path_list
+from pipeline.ingest import ExtractText, ReadWarc, read_path_list, slice_inputs
 from pipeline.langid import LanguageModelError, LanguageStep, check_language_model
 from pipeline.layout import (
     INPUTS_FILE,
@@ -77,7 +78,9 @@ def check_input_lists(paths: list[str]) -> None:
             raise InputError(f"--input-list {path}: no such file")
 
 
-def count_inputs(ingest: IngestSettings) -> int | None:
+def count_inputs(ingest: IngestSettings, planned: list[str] | None = None) -> int | None:
+    if planned is not None:
+        return len(set(planned))
     n = 0
     for pattern in ingest.inputs:
         try:
@@ -90,15 +93,20 @@ def count_inputs(ingest: IngestSettings) -> int | None:
 
 
 def plan_inputs(ingest: IngestSettings) -> list[str] | None:
-    """The input files of a bounded run (``--max-files``), listed here on the launcher, in order; None when the
-    pipeline lists them itself."""
-    if ingest.max_files is None:
+    """The input files of a bounded run (``--max-files``) or of one slice (``--input-slice``), listed here on the
+    launcher, in order; None when the pipeline lists them itself. A slice is cut from every input, sampled
+    (``--sample-files``) first; a pattern that matches nothing stays in the list as itself, so one slice reports
+    it as an input that cannot be opened."""
+    if ingest.max_files is None and ingest.input_slice is None:
         return None
+    limit = None if ingest.input_slice else ingest.max_files
     paths: list[str] = []
     for pattern in ingest.inputs:
-        paths += [f.path for f in list_files(pattern)]
+        paths += [f.path for f in list_files(pattern)] or ([pattern] if ingest.input_slice else [])
     for path_list in ingest.input_lists:
-        paths += read_path_list(path_list, ingest.input_base, ingest.max_files)
+        paths += read_path_list(path_list, ingest.input_base, limit)
+    if ingest.input_slice:
+        paths = slice_inputs([p for p in paths if in_sample(p, ingest.sample_files)], *ingest.input_slice)
     return paths[: ingest.max_files]
 
 
@@ -109,12 +117,13 @@ def document_steps(settings: CurateSettings) -> list:
 
 
 def build(pipeline: beam.Pipeline, settings: CurateSettings, processed_at: dt.datetime, num_buckets: int,
-          detectors: list, dedup: Dedup) -> None:
+          detectors: list, dedup: Dedup, planned: list[str] | None = None) -> None:
     """The graph (module docstring): each stage's kept documents go to the next stage, its rejected documents to
     the rejected shards and its errors to the errors shards (:mod:`pipeline.steps`' stage contract)."""
     version = schemas.package_version()
     output, sinks = settings.sinks.output, settings.sinks
-    read = pipeline | "ReadWarc" >> ReadWarc(settings.ingest, plan_inputs(settings.ingest))
+    planned = planned if planned is not None else plan_inputs(settings.ingest)
+    read = pipeline | "ReadWarc" >> ReadWarc(settings.ingest, planned)
     stages = [read["records"] | "ExtractText" >> ExtractText(settings.provenance, processed_at, version)]
     stages.append(stages[-1][KEPT] | "DocumentSteps" >> DocumentSteps(document_steps(settings)))
     stages.append(stages[-1][KEPT] | "Dedup" >> dedup)
@@ -208,11 +217,12 @@ def run_curate(argv: list[str] | CurateSettings) -> dict:
         dedup = Dedup(settings.dedup)  # refuses a reference index built with other MinHash settings
     except (OSError, ReferenceIndexError) as exc:
         raise StartupError(str(exc)) from exc
-    n_inputs = count_inputs(settings.ingest)
+    planned = plan_inputs(settings.ingest)
+    n_inputs = count_inputs(settings.ingest, planned)
     num_buckets = settings.sinks.num_buckets or max(1, min(MAX_DEFAULT_BUCKETS, n_inputs or 256))
     options = PipelineOptions(list(settings.beam_args))
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, settings, processed_at, num_buckets, detectors, dedup)
+    build(pipeline, settings, processed_at, num_buckets, detectors, dedup, planned)
     result = pipeline.run()
     if getattr(result, "has_job", True):
         result.wait_until_finish()
@@ -224,6 +234,9 @@ def run_curate(argv: list[str] | CurateSettings) -> dict:
     if state != PipelineState.DONE:
         raise RunFailed(f"the job ended {state}, not DONE: no manifest written, {output} is not a finished run")
     extra = {"processed_at": processed_at.isoformat(), "num_buckets": num_buckets}
+    if settings.ingest.input_slice:  # which part of the whole this run is: the slices' files add up to it
+        index, count = settings.ingest.input_slice
+        extra["input_slice"] = {"index": index, "count": count, "files": n_inputs}
     return finish_run(output, settings.to_json(), query_counters(result), extra, job_finished=True)
 
 

@@ -52,6 +52,17 @@ def read_path_list(path: str, base: str = "", limit: int | None = None) -> list[
     return paths
 
 
+def slice_inputs(paths: Sequence[str], index: int, count: int) -> list[str]:
+    """Slice ``index`` (0-based) of ``count`` of the input files: the distinct paths, sorted, cut into ``count``
+    contiguous runs whose sizes differ by at most one (slice i holds sorted positions
+    ``[i * D // count, (i + 1) * D // count)`` of the D distinct paths). The ``count`` slices cover every path
+    exactly once, whatever the order of the list they came from; a path listed twice stays twice in its slice
+    (read once, its input record says so)."""
+    distinct = sorted(set(paths))
+    chosen = set(distinct[index * len(distinct) // count:(index + 1) * len(distinct) // count])
+    return [p for p in paths if p in chosen]
+
+
 def join_base(base: str, path: str) -> str:
     if not base or "://" in path or path.startswith("/"):
         return path

@@ -34,6 +34,7 @@ from pipeline import quality
 from pipeline.settings import (
     DEDUP_MODES,
     ON_MACHINE,
+    ON_REFERENCE_MATCH,
     ON_UNCERTAIN,
     CurateSettings,
     DecisionSettings,
@@ -66,6 +67,19 @@ def _signal_groups(value: str) -> list[str]:
         raise argparse.ArgumentTypeError(f"unknown signal group(s) {', '.join(unknown)}; expected some of "
                                          f"{', '.join(QUALITY_SIGNAL_GROUPS)}, or all, or none")
     return groups
+
+
+def input_slice(value: str) -> tuple[int, int]:
+    """``I/N``: slice I (0-based) of N; N >= 1 and 0 <= I < N."""
+    i, sep, n = value.partition("/")
+    try:
+        index, count = int(i), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected I/N, e.g. 0/4 (slice I of N, 0-based)") from None
+    if not sep or count < 1 or not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected I/N with N >= 1 and 0 <= I < N (0-based: the slices "
+                                         f"of 4 are 0/4 to 3/4)")
+    return index, count
 
 
 def _detector_list(value: str) -> list[str]:
@@ -126,6 +140,9 @@ def build_curate_parser() -> ArgumentParser:
                     help="read at most this many input files")
     io.add_argument("--sample-files", type=fraction, default=ingest.sample_files, metavar="FRACTION",
                     help="read a deterministic sample (by path hash) of this fraction of the input files")
+    io.add_argument("--input-slice", type=input_slice, default=ingest.input_slice, metavar="I/N",
+                    help="read slice I of N (0-based) of the input files, sorted and distinct: N jobs with 0/N .. "
+                    "N-1/N read every file once (dedup across them: lowbg index build, --reference-index)")
     io.add_argument("--output", required=True, metavar="DIR", help="output folder (local or a Beam filesystem)")
     io.add_argument("--shard-size", type=positive_int, default=sinks.shard_size, metavar="ROWS",
                     help="at most this many rows per Parquet shard")
@@ -167,7 +184,11 @@ def build_curate_parser() -> ArgumentParser:
     for flag in ("--minhash-num-perm", "--minhash-threshold", "--minhash-ngram"):
         add_pipeline_flag(dd, flag)
     dd.add_argument("--reference-index", default=dedup.reference_index, metavar="INDEX",
-                    help="band-key index of a pre-cutoff corpus (lowbg index build)")
+                    help="index of finished runs' keys (lowbg index build): matches are dated by it")
+    dd.add_argument("--on-reference-match", choices=list(ON_REFERENCE_MATCH), default=dedup.on_reference_match,
+                    help="a document matching --reference-index: keep it (first_seen and content_provenance from "
+                    "the index) or reject it as duplicate_exact/duplicate_near of the indexed document (dedup "
+                    "across runs, e.g. --input-slice jobs)")
 
     det = p.add_argument_group("AI-text detection")
     det.add_argument("--detectors", type=_detector_list, default=list(scoring.detectors), metavar="NAME[,NAME]",
@@ -201,13 +222,14 @@ def settings_from(ns: argparse.Namespace, beam_args: list[str]) -> CurateSetting
     return CurateSettings(
         ingest=IngestSettings(inputs=tuple(ns.input), input_lists=tuple(ns.input_list), input_base=ns.input_base,
                               max_files=ns.max_files, sample_files=ns.sample_files,
-                              max_payload_bytes=ns.max_payload_bytes),
+                              max_payload_bytes=ns.max_payload_bytes, input_slice=ns.input_slice),
         provenance=ProvenanceSettings(cutoff=ns.cutoff),
         language=LanguageSettings(enabled=not ns.skip_language_id,
                                   languages=tuple(ns.languages) if ns.languages else None,
                                   min_score=ns.min_language_score, model=ns.language_model),
         quality=QualitySettings(preset=ns.quality_preset, signals=tuple(ns.quality_signals), min_words=ns.min_words),
         dedup=DedupSettings(mode=ns.dedup, reference_index=ns.reference_index,
+                            on_reference_match=ns.on_reference_match,
                             minhash=MinHashSettings(ns.minhash_num_perm, ns.minhash_threshold, ns.minhash_ngram)),
         scoring=ScoringSettings(
             detectors=detectors, cascade_band=ns.cascade_band, score_pre_cutoff=ns.score_pre_cutoff,
@@ -234,6 +256,8 @@ def parse_curate_args(argv: list[str]) -> CurateSettings:
     check_beam_args(beam_args, parser)
     if not ns.input and not ns.input_list:
         parser.error("give at least one --input or --input-list")
+    if ns.on_reference_match != "keep" and not ns.reference_index:
+        parser.error("--on-reference-match needs --reference-index")
     if ns.skip_language_id and ns.languages:
         parser.error("--languages needs language ID: drop --skip-language-id")
     check_runner_options(beam_args, ns, parser)

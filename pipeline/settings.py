@@ -40,6 +40,7 @@ DEFAULT_MAX_PAYLOAD_BYTES = 8 * 1024 * 1024  # after HTTP decoding; the reader s
 DEDUP_MODES = ("none", "exact", "near")
 ON_UNCERTAIN = ("keep", "reject")
 ON_MACHINE = ("auto", "keep", "reject")
+ON_REFERENCE_MATCH = ("keep", "reject")
 STAGES = ("ingest", "provenance", "language", "quality", "dedup", "scoring", "decision", "sinks")
 
 
@@ -52,6 +53,8 @@ class IngestSettings:
     input_base: str = ""  # prefix of the relative paths of a path list
     max_files: int | None = None  # read at most this many files (listed on the launcher, in order)
     sample_files: float | None = None  # a deterministic sample (by path hash) of this fraction of the files
+    # (i, n), 0 <= i < n: read slice i of n of the sorted, distinct input files (pipeline.ingest.slice_inputs)
+    input_slice: tuple[int, int] | None = None
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES  # larger payloads are rejected as payload_too_large
 
 
@@ -88,10 +91,15 @@ class DedupSettings:
     mode: str = "near"  # none | exact | near (near runs exact first)
     reference_index: str | None = None
     minhash: MinHashSettings = field(default_factory=MinHashSettings)
+    # a document matching the index: keep it, dated by the index (content seen before), or reject it as a
+    # duplicate of the indexed document (dedup across runs, e.g. --input-slice jobs)
+    on_reference_match: str = "keep"
 
     def __post_init__(self):
         if self.mode not in DEDUP_MODES:
             raise ValueError(f"dedup mode {self.mode!r}: expected one of {DEDUP_MODES}")
+        if self.on_reference_match not in ON_REFERENCE_MATCH:
+            raise ValueError(f"on_reference_match {self.on_reference_match!r}: expected one of {ON_REFERENCE_MATCH}")
 
     @property
     def exact(self) -> bool:

@@ -19,8 +19,14 @@ Contract (what the pipeline builder relies on)::
   With ``--dedup none`` and no reference index, no shuffle runs: documents get first_seen/content_provenance
   from themselves (source ``self``) and ``dup_cluster_size`` stays null.
 * Settings: :class:`pipeline.settings.DedupSettings` (``mode`` none|exact|near, near running exact first; the
-  MinHash parameters; ``reference_index``). A reference index built with other MinHash parameters is refused
-  when the transform is constructed (before any work).
+  MinHash parameters; ``reference_index`` and ``on_reference_match``). A reference index built with other
+  MinHash parameters is refused when the transform is constructed (before any work).
+* Reference index (:mod:`pipeline.dedup.reference`): a cluster matches it when a representative's text hash is
+  one of its exact keys, or shares a band key with an indexed document whose signature passes the Jaccard check.
+  ``on_reference_match=keep``: the cluster keeps its survivor, ``first_seen`` includes the index's date and
+  ``content_provenance`` is ``pre_cutoff`` (source ``reference``) when the indexed document is pre-cutoff
+  evidence. ``reject``: every member is rejected, ``duplicate_of`` the indexed document, ``duplicate_exact`` when
+  its normalised text equals the indexed one, ``duplicate_near`` otherwise.
 * Counters (:class:`pipeline.steps.StageCounters`, stage ``dedup``): ``kept``, ``rejected_duplicate_exact``,
   ``rejected_duplicate_near``, ``clusters`` (kept documents with copies), ``no_shingles`` (text shorter than one
   shingle: exact dedup only), ``empty_normalised_text`` (nothing left after normalisation: not deduplicated),
@@ -159,7 +165,8 @@ class _Buckets(beam.DoFn):
 
 @beam.typehints.with_output_types(Any)  # mixes tagged outputs: Beam's inference would reject
 class _VerifyReference(beam.DoFn):
-    """(reference id, [('s', signature, date) | ('c', doc id, doc signature)...]) -> (doc id, (date, ref id))."""
+    """(reference id, [('s', signature, date, text hash, pre) | ('c', doc id, doc signature)...]) ->
+    (doc id, (date, ref id, ref text hash, ref pre-cutoff))."""
 
     def __init__(self, threshold: float):
         self.threshold = threshold
@@ -177,7 +184,18 @@ class _VerifyReference(beam.DoFn):
         need = self.threshold * len(ref_sig)
         for v in values:  # pass 2 (a pair that shares several bands comes once per band; _JoinRep takes the min)
             if v[0] == "c" and np.count_nonzero(np.frombuffer(v[2], dtype="<u4") == ref_sig) >= need:
-                yield v[1], (ref[2], ref_id)
+                yield v[1], (ref[2], ref_id, ref[3], ref[4])
+
+
+def _match_exact(element):
+    """(text hash, {rep: [rep id...], ref: [('r', date, ref id, pre)]}) -> (rep id, (date, ref id, hash, pre))."""
+    text_hash, grouped = element
+    refs = list(grouped["ref"])
+    if not refs:
+        return
+    _, date, ref_id, pre = min(refs)
+    for rep_id in grouped["rep"]:
+        yield rep_id, (date, ref_id, text_hash, pre)
 
 
 @beam.typehints.with_output_types(Any)  # mixes tagged outputs: Beam's inference would reject
@@ -186,28 +204,31 @@ class _JoinRep(beam.DoFn):
 
     DECIDED = "decided"
 
-    def __init__(self):
+    def __init__(self, reject_reference: bool = False):
+        self.reject_reference = reject_reference
         self.counters = StageCounters(DEDUP)
 
     def process(self, element):
         _, grouped = element
         refs = list(grouped["ref"])
-        best_ref = min(refs) if refs else None
+        best_ref = min(refs) if refs else None  # earliest date, then lowest reference id
         for rep in grouped["rep"]:
             if best_ref is not None:
                 self.counters.count("reference_matches")
-                rep = rep._replace(ref_us=best_ref[0], ref_id=best_ref[1])
+                rep = rep._replace(ref_us=best_ref[0], ref_id=best_ref[1], ref_hash=best_ref[2],
+                                   ref_pre=best_ref[3])
             labels = list(grouped["label"])
             if labels:
                 yield labels[0], rep
             else:
-                yield beam.pvalue.TaggedOutput(self.DECIDED, (rep.id, ClusterSummary.of([rep]).decision()))
+                decision = ClusterSummary.of([rep]).decision(self.reject_reference)
+                yield beam.pvalue.TaggedOutput(self.DECIDED, (rep.id, decision))
 
 
-def _resolve_component(element):
+def _resolve_component(element, reject_reference: bool = False):
     """(label, nodes) -> (node id, decision) for every node; survivor = earliest capture, ties lowest id."""
     _, nodes = element
-    decision = ClusterSummary.of(nodes).decision()  # pass 1
+    decision = ClusterSummary.of(nodes).decision(reject_reference)  # pass 1
     for n in nodes:  # pass 2
         yield n.id, decision.for_member(n.id, n.text_hash)
 
@@ -276,6 +297,7 @@ class Dedup(beam.PTransform):
         super().__init__()
         self.settings = settings
         self.exact, self.near, self.reference_index = settings.exact, settings.near, settings.reference_index
+        self.reject_reference = settings.on_reference_match == "reject"
         self.num_perm, self.threshold, self.ngram = (settings.minhash.num_perm, settings.minhash.threshold,
                                                      settings.minhash.ngram)
         self.bands, self.rows = optimal_bands(self.threshold, self.num_perm)
@@ -332,19 +354,28 @@ class Dedup(beam.PTransform):
 
                 candidates = buckets[_Buckets.REF] | "TagCandidates" >> beam.Map(lambda kv: (kv[0], ("c",) + kv[1]))
                 signatures = p | "ReadReferenceSignatures" >> ReadReferenceSignatures(self.reference_index)
-                refs = ((candidates, signatures)
-                        | "FlattenReferencePairs" >> beam.Flatten()
-                        | "GroupByReference" >> beam.GroupByKey()
-                        | "VerifyReference" >> beam.ParDo(_VerifyReference(self.threshold)))
+                from pipeline.dedup.reference import ReadReferenceExact
+
+                near_refs = ((candidates, signatures)
+                             | "FlattenReferencePairs" >> beam.Flatten()
+                             | "GroupByReference" >> beam.GroupByKey()
+                             | "VerifyReference" >> beam.ParDo(_VerifyReference(self.threshold)))
+                exact_refs = ({"rep": reps | "KeyRepByTextHash" >> beam.FlatMap(
+                                  lambda n: [(n.text_hash, n.id)] if n.text_hash else []),
+                               "ref": p | "ReadReferenceExact" >> ReadReferenceExact(self.reference_index)}
+                              | "JoinReferenceExact" >> beam.CoGroupByKey()
+                              | "MatchReferenceExact" >> beam.FlatMap(_match_exact))
+                refs = (near_refs, exact_refs) | "FlattenReferenceMatches" >> beam.Flatten()
 
         joined = ({"rep": reps | "KeyRepById" >> beam.Map(lambda n: (n.id, n.light())),
                    "label": labels if labels is not None else p | "NoLabels" >> beam.Create([]),
                    "ref": refs if refs is not None else p | "NoReferenceMatches" >> beam.Create([])}
                   | "JoinRepFacts" >> beam.CoGroupByKey()
-                  | "JoinRep" >> beam.ParDo(_JoinRep()).with_outputs(_JoinRep.DECIDED, main="in_component"))
+                  | "JoinRep" >> beam.ParDo(_JoinRep(self.reject_reference)).with_outputs(_JoinRep.DECIDED,
+                                                                                         main="in_component"))
         from_components = (joined.in_component
                            | "GroupByComponent" >> beam.GroupByKey()
-                           | "ResolveComponent" >> beam.FlatMap(_resolve_component))
+                           | "ResolveComponent" >> beam.FlatMap(_resolve_component, self.reject_reference))
         rep_decisions = ((joined[_JoinRep.DECIDED], from_components)
                          | "FlattenRepDecisions" >> beam.Flatten())
         if copies is not None:

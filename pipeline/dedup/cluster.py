@@ -5,7 +5,10 @@ what it has learnt about the copies it stands for (count, earliest capture, any 
 reference match). Merging nodes is associative, so the same :class:`ClusterSummary` serves exact clusters
 (one text hash) and near-dup components (nodes that are themselves exact-cluster representatives).
 
-Survivor rule: the earliest capture; ties (and missing capture times, which sort last) by lowest id.
+Survivor rule: the earliest capture; ties (and missing capture times, which sort last) by lowest id. A cluster
+that matches a reference index gets the index's earliest date as ``first_seen`` (and ``pre_cutoff`` content when
+that document is pre-cutoff evidence), or, when matches are to be rejected, is rejected whole as a copy of the
+indexed document: a finished run already holds it, and the earliest-capture rule holds within a run.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class Node(NamedTuple):
     any_pre: bool = False  # any of them pre-cutoff evidence
     ref_us: int | None = None  # earliest matching reference document's date
     ref_id: str | None = None
+    ref_hash: str | None = None  # its text hash (an exact copy of it, or a near one)
+    ref_pre: bool = False  # it is pre-cutoff evidence
 
     @property
     def order(self) -> tuple:
@@ -77,7 +82,7 @@ def node_of(doc: Document, text_hash: str, sig: bytes | None) -> Node:
 class ClusterSummary:
     """Streaming aggregate of nodes: survivor, total size, earliest capture, pre-cutoff evidence, reference."""
 
-    __slots__ = ("survivor", "size", "first_us", "any_pre", "ref_us", "ref_id", "count")
+    __slots__ = ("survivor", "size", "first_us", "any_pre", "ref_us", "ref_id", "ref_hash", "ref_pre", "count")
 
     def __init__(self):
         self.survivor: Node | None = None
@@ -87,6 +92,8 @@ class ClusterSummary:
         self.any_pre = False
         self.ref_us: int | None = None
         self.ref_id: str | None = None
+        self.ref_hash: str | None = None
+        self.ref_pre = False
 
     def add(self, node: Node) -> None:
         if self.survivor is None or node.order < self.survivor.order:
@@ -96,7 +103,8 @@ class ClusterSummary:
         self.first_us = _min_opt(self.first_us, node.first_us)
         self.any_pre = self.any_pre or node.any_pre
         if node.ref_us is not None and (self.ref_us is None or (node.ref_us, node.ref_id) < (self.ref_us, self.ref_id)):
-            self.ref_us, self.ref_id = node.ref_us, node.ref_id
+            self.ref_us, self.ref_id, self.ref_hash, self.ref_pre = node.ref_us, node.ref_id, node.ref_hash, \
+                node.ref_pre
 
     @classmethod
     def of(cls, nodes: Iterable[Node]) -> ClusterSummary:
@@ -113,17 +121,24 @@ class ClusterSummary:
     def as_node(self) -> Node:
         """The survivor standing for the whole cluster (its signature kept: exact copies share it)."""
         return self._survivor()._replace(size=self.size, first_us=self.first_us, any_pre=self.any_pre,
-                                      ref_us=self.ref_us, ref_id=self.ref_id)
+                                         ref_us=self.ref_us, ref_id=self.ref_id, ref_hash=self.ref_hash,
+                                         ref_pre=self.ref_pre)
 
-    def decision(self) -> Decision:
-        """What the survivor gets: cluster size, first seen, content provenance and where that came from."""
+    def decision(self, reject_reference: bool = False) -> Decision:
+        """What the survivor gets: cluster size, first seen, content provenance and where that came from. With
+        ``reject_reference`` and a reference match, the whole cluster is a copy of the indexed document (which a
+        finished run already holds): the decision is the survivor's rejection, duplicate of the reference."""
         s = self._survivor()
         first = _min_opt(self.first_us, self.ref_us)
+        if reject_reference and self.ref_id is not None:
+            kind = REASON_DUPLICATE_EXACT if s.text_hash == self.ref_hash else REASON_DUPLICATE_NEAR
+            return Decision(kind, self.ref_id, self.ref_hash or "", self.size, first, s.provenance,
+                            SOURCE_REFERENCE, self.ref_us, self.ref_id, s.text_hash)
         if s.pre:
             content, source = PRE_CUTOFF, SOURCE_SELF
         elif self.any_pre:
             content, source = PRE_CUTOFF, SOURCE_CLUSTER
-        elif self.ref_us is not None:
+        elif self.ref_us is not None and self.ref_pre:
             content, source = PRE_CUTOFF, SOURCE_REFERENCE
         else:
             content, source = s.provenance, SOURCE_SELF
@@ -164,5 +179,6 @@ def apply_decision(doc: Document, d: Decision) -> Document:
     doc.duplicate_of = d.survivor_id
     when = from_us(d.survivor_date_us)
     what = "copy" if d.kind == REASON_DUPLICATE_EXACT else "near copy"
-    return doc.reject(d.kind, f"{what} of {d.survivor_id} (captured {when.isoformat() if when else 'unknown'}); "
-                              f"cluster of {d.cluster_size}")
+    where = " in the reference index" if d.source == SOURCE_REFERENCE else ""
+    return doc.reject(d.kind, f"{what} of {d.survivor_id}{where} (captured {when.isoformat() if when else 'unknown'});"
+                              f" cluster of {d.cluster_size}")

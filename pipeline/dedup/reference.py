@@ -1,74 +1,82 @@
-"""Reference index: the MinHash band keys of a curated pre-cutoff corpus, to recognise its content later.
+"""Reference index: the exact-hash and MinHash band keys of finished runs, to recognise their content later.
 
-``lowbg index build --input SHARDS --output INDEX`` reads Parquet shards (columns ``id``, ``text``,
-``warc_date``, ``provenance``; ``first_seen``/``content_provenance`` when present), keeps the pre-cutoff
-documents and writes two Parquet files:
+Built by ``lowbg index build`` and grown by ``lowbg index extend`` (:mod:`pipeline.dedup.index_build`, a Beam
+pipeline); read here, by ``lowbg curate --reference-index INDEX`` (as Beam transforms that join the run's keys)
+and by :class:`IndexReader` (point lookups that read one row group per key, without Beam). Two uses: content
+seen before the cutoff (a post-cutoff copy of a pre-cutoff document is kept, dated by the index, with
+``content_provenance=pre_cutoff``), and dedup across runs (``--on-reference-match reject``: a copy of a document
+a finished run already curated is rejected ``duplicate_exact``/``duplicate_near``, ``duplicate_of`` the indexed
+document), e.g. a snapshot processed in ``--input-slice`` jobs, each indexed before the next one runs.
 
-* ``INDEX/bands.parquet``: ``band`` (int16), ``band_hash`` (uint64), ``ref_id``, ``first_seen`` -- one row per
-  band key, the earliest reference document holding it (ties: lowest id), so a join group has one reference
-  row however often the key occurs in the reference corpus;
-* ``INDEX/signatures.parquet``: ``ref_id``, ``first_seen``, ``signature`` (num_perm little-endian uint32) for
-  the documents named in ``bands.parquet``, to verify a band match by estimated Jaccard.
+Format (version 2)::
 
-Both carry the MinHash parameters in their Parquet metadata (key ``lowbackground.reference_index``);
-``lowbg curate --reference-index INDEX`` with other parameters is refused before any work. The build runs on
-one machine (signatures of the whole reference are held in memory: 512 bytes per document at 128 perms).
+    INDEX/index.json                                   the manifest, written last (atomically); readers start here
+    INDEX/gNNNNN/exact/part-PPPPP-of-QQQQQ.parquet      one row per normalised-text hash
+    INDEX/gNNNNN/bands/part-PPPPP-of-QQQQQ.parquet      one row per (band, band hash)
+    INDEX/gNNNNN/signatures/part-PPPPP-of-QQQQQ.parquet one row per indexed document with a signature
 
-An ``--input`` inside a `lowbg curate` run must be a finished run (:mod:`schemas.run`: a valid manifest naming
-exactly the shards present); a run folder means the curated shards its manifest names. ``--allow-incomplete``
-reads a run without one (the finished shards present). Loose Parquet files are read as they are. The output
-folder is checked for writability before any input is read; both files are written atomically, ``bands.parquet``
-(whose metadata marks an index) last.
+* ``exact``: ``key`` (uint64: the first 8 bytes of the hash), ``text_hash`` (hex SHA-1 of the normalised text,
+  :func:`pipeline.dedup.normalize.text_hash`), ``first_seen``, ``ref_id``, ``pre_cutoff``;
+* ``bands``: ``band_hash`` (uint64: BLAKE2b-64 of the band's values, :func:`~pipeline.dedup.minhash.band_keys`),
+  ``band`` (int16), ``first_seen``, ``ref_id``;
+* ``signatures``: ``key`` (uint64: the first 8 bytes of SHA-1 of ``ref_id``), ``ref_id``, ``first_seen``,
+  ``text_hash``, ``pre_cutoff``, ``signature`` (num_perm little-endian uint32), to verify a band match by
+  estimated Jaccard and to tell an exact copy from a near one.
+
+Each key holds the **earliest capture** that has it (``first_seen``: the document's earliest known capture,
+``min(warc_date, first_seen)`` of its row; ties: lowest id), so a key is one row however many copies the runs
+hold; ``pre_cutoff`` says that document is pre-cutoff evidence (``provenance`` or ``content_provenance`` is
+``pre_cutoff``). Files are **range-partitioned** by the high bits of their uint64 key (``QQQQQ`` partitions; file
+``p`` holds keys in ``[p * 2**64 / Q, (p + 1) * 2**64 / Q)``) and **sorted** by it, with small row groups whose
+min/max statistics Parquet keeps: a lookup of one key opens one file and reads one row group. Every partition has
+a file (possibly empty). ``gNNNNN`` is the generation: ``extend`` writes the next one and then switches the
+manifest to it, so a reader never sees a half-written index.
+
+``index.json``: ``format``, ``format_version``, ``generation``, ``data`` (the generation's folder),
+``partitions``, ``minhash`` (the parameters that must match a run using the index: ``num_perm``, ``bands``,
+``rows``, ``ngram``, ``seed``, ``scheme``, ``band_hash``, ``shingles``; ``threshold`` for information),
+``documents`` (``all`` or ``pre-cutoff``: which curated documents were indexed), ``runs`` (each input: its path,
+its manifest's sha256, its curated count; a loose Parquet input has no manifest), ``counts`` (rows per table, and
+what the build read) and ``created_at``. A run built with other MinHash parameters is refused before any work.
 """
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Sequence
+import bisect
+import hashlib
+from collections.abc import Iterable, Sequence
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common.cli import ArgumentParser, InputError, run_command
 from pipeline.dedup.cluster import to_us
-from pipeline.dedup.minhash import (
-    BAND_HASH_VERSION,
-    DEFAULT_SCHEME,
-    DEFAULT_SEED,
-    MinHasher,
-    band_keys,
-    optimal_bands,
-)
-from pipeline.layout import (
-    BEAM_FILES,
-    TMP_PREFIX,
-    basename,
-    check_writable,
-    exists,
-    is_url,
-    join,
-    list_files,
-    match_files,
-    open_read,
-    read_run_manifest,
-    run_shards,
-    write_atomically,
-)
-from pipeline.provenance import PRE_CUTOFF
+from pipeline.dedup.minhash import BAND_HASH_VERSION, DEFAULT_SCHEME, DEFAULT_SEED, optimal_bands
+from pipeline.layout import exists, join, list_files, open_read, read_json
 from pipeline.settings import MinHashSettings
 
-INDEX_META_KEY = b"lowbackground.reference_index"
-INDEX_FORMAT = 1
+INDEX_FILE = "index.json"
+INDEX_FORMAT = "lowbackground.reference_index"
+INDEX_FORMAT_VERSION = 2
 SHINGLES_VERSION = "words-nfkc-casefold-v1"  # pipeline.dedup.normalize.word_shingles
-BANDS_FILE, SIGNATURES_FILE = "bands.parquet", "signatures.parquet"
+EXACT, BANDS, SIGNATURES = "exact", "bands", "signatures"
+TABLES = (EXACT, BANDS, SIGNATURES)
+DOCUMENTS = ("all", "pre-cutoff")
 _TS = pa.timestamp("us", tz="UTC")
-BANDS_SCHEMA = pa.schema([("band", pa.int16()), ("band_hash", pa.uint64()), ("ref_id", pa.string()),
-                          ("first_seen", _TS)])
-SIGNATURES_SCHEMA = pa.schema([("ref_id", pa.string()), ("first_seen", _TS), ("signature", pa.binary())])
-_READ_COLUMNS = ("id", "text", "warc_date", "provenance", "first_seen", "content_provenance")
+SCHEMAS = {
+    EXACT: pa.schema([("key", pa.uint64()), ("text_hash", pa.string()), ("first_seen", _TS), ("ref_id", pa.string()),
+                      ("pre_cutoff", pa.bool_())]),
+    BANDS: pa.schema([("band_hash", pa.uint64()), ("band", pa.int16()), ("first_seen", _TS),
+                      ("ref_id", pa.string())]),
+    SIGNATURES: pa.schema([("key", pa.uint64()), ("ref_id", pa.string()), ("first_seen", _TS),
+                           ("text_hash", pa.string()), ("pre_cutoff", pa.bool_()), ("signature", pa.binary())]),
+}
+KEY_COLUMN = {EXACT: "key", BANDS: "band_hash", SIGNATURES: "key"}
+# Format 1 (before the Beam build): two files at the top of the index folder.
+_FORMAT_1_FILES = ("bands.parquet", "signatures.parquet")
+# Parameters a run and its index must share (threshold only moves the verification, stored for information).
+MATCHING_PARAMS = ("num_perm", "bands", "rows", "ngram", "seed", "scheme", "band_hash", "shingles")
 
 
 class ReferenceIndexError(ValueError):
@@ -77,117 +85,98 @@ class ReferenceIndexError(ValueError):
 
 def index_params(minhash: MinHashSettings) -> dict:
     bands, rows = optimal_bands(minhash.threshold, minhash.num_perm)
-    return {"format": INDEX_FORMAT, "num_perm": minhash.num_perm, "threshold": minhash.threshold, "bands": bands,
-            "rows": rows, "ngram": minhash.ngram, "seed": DEFAULT_SEED, "scheme": DEFAULT_SCHEME,
-            "band_hash": BAND_HASH_VERSION, "shingles": SHINGLES_VERSION}
+    return {"num_perm": minhash.num_perm, "threshold": minhash.threshold, "bands": bands, "rows": rows,
+            "ngram": minhash.ngram, "seed": DEFAULT_SEED, "scheme": DEFAULT_SCHEME, "band_hash": BAND_HASH_VERSION,
+            "shingles": SHINGLES_VERSION}
+
+
+# --- keys and partitions -----------------------------------------------------------------------------------------
+
+
+def exact_key(text_hash: str) -> int:
+    return int(text_hash[:16], 16)
+
+
+def ref_key(ref_id: str) -> int:
+    return int.from_bytes(hashlib.sha1(ref_id.encode("utf-8", "surrogatepass")).digest()[:8], "big")
+
+
+def partition_of(key: int, partitions: int) -> int:
+    """Range partition of a uint64 key: file ``p`` holds ``[p * 2**64 / Q, (p + 1) * 2**64 / Q)``."""
+    return (key * partitions) >> 64
+
+
+def partition_name(partition: int, partitions: int) -> str:
+    return f"part-{partition:05d}-of-{partitions:05d}.parquet"
+
+
+def generation_folder(generation: int) -> str:
+    return f"g{generation:05d}"
+
+
+# --- the manifest ------------------------------------------------------------------------------------------------
+
+
+def read_index_manifest(index_path: str) -> dict:
+    """The index's manifest (``index.json``); :class:`ReferenceIndexError` naming what is wrong."""
+    path = join(index_path, INDEX_FILE)
+    try:
+        found = exists(path)
+    except Exception as exc:  # an unknown scheme, a bucket that cannot be reached
+        raise ReferenceIndexError(f"cannot read reference index {index_path}: {exc}") from exc
+    if not found:
+        if any(exists(join(index_path, name)) for name in _FORMAT_1_FILES):
+            raise ReferenceIndexError(f"{index_path} is a reference index of format 1 (bands.parquet, built by an "
+                                      "older lowbackground): rebuild it with `lowbg index build`")
+        raise ReferenceIndexError(f"cannot read reference index {path}: no such file (not a lowbackground "
+                                  "reference index, or its build did not finish)")
+    try:
+        manifest = read_json(path)
+    except Exception as exc:  # not JSON, permission: all the same to the user
+        raise ReferenceIndexError(f"cannot read reference index {path}: {exc}") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != INDEX_FORMAT:
+        raise ReferenceIndexError(f"{path} is not a lowbackground reference index manifest")
+    if manifest.get("format_version") != INDEX_FORMAT_VERSION:
+        raise ReferenceIndexError(f"{path}: index format version {manifest.get('format_version')!r}, this "
+                                  f"lowbackground reads version {INDEX_FORMAT_VERSION}: rebuild it with "
+                                  "`lowbg index build`")
+    return manifest
 
 
 def read_index_metadata(index_path: str) -> dict:
-    """The parameters stored in an index (from bands.parquet's metadata)."""
-    path = join(index_path, BANDS_FILE)
-    try:
-        with open_read(path) as fh:
-            meta = pq.ParquetFile(fh).schema_arrow.metadata or {}
-    except Exception as exc:  # missing file, not Parquet, permission: all the same to the user
-        raise ReferenceIndexError(f"cannot read reference index {path}: {exc}") from exc
-    if INDEX_META_KEY not in meta:
-        raise ReferenceIndexError(f"{path} is not a lowbackground reference index (no {INDEX_META_KEY.decode()})")
-    return json.loads(meta[INDEX_META_KEY])
+    """The MinHash parameters of an index, with its key counts (``band_keys``, ``exact_keys``, ``documents``)."""
+    manifest = read_index_manifest(index_path)
+    counts = manifest.get("counts", {})
+    return {**manifest["minhash"], "format": manifest["format_version"], "band_keys": counts.get(BANDS),
+            "exact_keys": counts.get(EXACT), "documents": counts.get(SIGNATURES)}
 
 
 def check_reference_index(index_path: str, minhash: MinHashSettings) -> dict:
-    """Refuse an index whose MinHash parameters differ from this run's; returns its metadata."""
-    found = read_index_metadata(index_path)
-    want = index_params(minhash)
-    keys = ("format", "num_perm", "bands", "rows", "ngram", "seed", "scheme", "band_hash", "shingles")
-    diff = {k: (found.get(k), want[k]) for k in keys if found.get(k) != want[k]}
+    """Refuse an index whose MinHash parameters differ from this run's; returns its manifest."""
+    manifest = read_index_manifest(index_path)
+    found, want = manifest.get("minhash", {}), index_params(minhash)
+    diff = {k: (found.get(k), want[k]) for k in MATCHING_PARAMS if found.get(k) != want[k]}
     if diff:
         text = ", ".join(f"{k}: index {a!r} vs run {b!r}" for k, (a, b) in diff.items())
         raise ReferenceIndexError(f"reference index {index_path} was built with other MinHash parameters ({text}); "
-                                  "rebuild it with `lowbg index build` and this run's --minhash-* options")
-    return found
+                                  "rebuild it with `lowbg index build` and this run's --minhash-* options, or run "
+                                  "with the index's")
+    return manifest
 
 
-def _pre_cutoff_rows(path: str, batch_rows: int):
-    """(ids, texts, first_seen µs) of the pre-cutoff documents of one shard, in batches."""
-    with open_read(path) as fh:
-        try:
-            pf = pq.ParquetFile(fh)
-        except (pa.ArrowException, OSError) as exc:
-            raise ReferenceIndexError(f"{path} is not a readable Parquet file: {exc}") from exc
-        names = set(pf.schema_arrow.names)
-        missing = {"id", "text", "provenance"} - names
-        if missing or not names & {"warc_date", "first_seen"}:
-            raise ReferenceIndexError(f"{path} lacks columns {sorted(missing) or ['warc_date']}")
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=[c for c in _READ_COLUMNS if c in names]):
-            cols = batch.to_pydict()
-            n = batch.num_rows
-            content = cols.get("content_provenance", [None] * n)
-            dates = cols.get("warc_date", [None] * n)
-            seen = cols.get("first_seen", [None] * n)
-            ids, texts, firsts = [], [], []
-            for i in range(n):
-                if PRE_CUTOFF not in (cols["provenance"][i], content[i]) or not cols["text"][i]:
-                    continue
-                times = [to_us(t) for t in (dates[i], seen[i]) if t is not None]
-                if not times:  # a pre-cutoff label without a date cannot date anything
-                    continue
-                ids.append(cols["id"][i])
-                texts.append(cols["text"][i])
-                firsts.append(min(times))
-            yield ids, texts, firsts
+def table_files(index_path: str, table: str, manifest: dict | None = None) -> list[str]:
+    """The files of one table of the index's current generation, in partition order."""
+    manifest = manifest or read_index_manifest(index_path)
+    n = manifest["partitions"]
+    return [join(index_path, f"{manifest['data']}/{table}/{partition_name(p, n)}") for p in range(n)]
 
 
-def build_reference_index(shard_paths: Sequence[str], output_dir: str,
-                          minhash: MinHashSettings = MinHashSettings(), batch_rows: int = 1024) -> dict:
-    """Build the index described in the module docstring; returns counts (documents read, indexed, keys)."""
-    params = index_params(minhash)
-    bands, rows, num_perm = params["bands"], params["rows"], minhash.num_perm
-    hasher = MinHasher(num_perm, minhash.ngram)
-    ids: list[str] = []
-    firsts: list[int] = []
-    sigs: list[np.ndarray] = []
-    read = 0
-    for path in match_files(list(shard_paths)):
-        for b_ids, b_texts, b_firsts in _pre_cutoff_rows(path, batch_rows):
-            read += len(b_ids)
-            values, ok = hasher.signatures(b_texts)
-            for i in np.flatnonzero(ok):
-                ids.append(b_ids[i])
-                firsts.append(b_firsts[i])
-            sigs.append(values[ok])
-    sig = np.concatenate(sigs) if sigs else np.zeros((0, num_perm), np.uint32)
-    n = len(ids)
-    # Band hashes as (band, uint64) columns; the earliest (then lowest-id) document wins each key.
-    band_hash = np.zeros((n, bands), dtype=np.uint64)
-    for i in range(n):
-        band_hash[i] = [int.from_bytes(k[2:], "big") for k in band_keys(sig[i], bands, rows)]
-    id_rank = np.argsort(np.argsort(np.array(ids, dtype=object), kind="stable"), kind="stable")
-    doc = np.repeat(np.arange(n), bands)
-    band = np.tile(np.arange(bands, dtype=np.int16), n)
-    hashes = band_hash.reshape(-1)
-    first_arr = np.array(firsts, dtype=np.int64)
-    order = np.lexsort((id_rank[doc], first_arr[doc], hashes, band))  # last key sorts first
-    band, hashes, doc = band[order], hashes[order], doc[order]
-    head = np.ones(len(doc), dtype=bool)
-    head[1:] = (band[1:] != band[:-1]) | (hashes[1:] != hashes[:-1])
-    band, hashes, doc = band[head], hashes[head], doc[head]
-    used = np.unique(doc)
+def table_pattern(index_path: str, table: str, manifest: dict | None = None) -> str:
+    manifest = manifest or read_index_manifest(index_path)
+    return join(index_path, f"{manifest['data']}/{table}/part-*.parquet")
 
-    meta = {INDEX_META_KEY: json.dumps({**params, "documents": int(len(used)), "band_keys": int(len(doc))})}
-    bands_table = pa.table({
-        "band": pa.array(band, pa.int16()), "band_hash": pa.array(hashes, pa.uint64()),
-        "ref_id": pa.array([ids[i] for i in doc], pa.string()),
-        "first_seen": pa.array(first_arr[doc], pa.int64()).cast(_TS)}, schema=BANDS_SCHEMA.with_metadata(meta))
-    sig_le = sig.astype("<u4")
-    sigs_table = pa.table({
-        "ref_id": pa.array([ids[i] for i in used], pa.string()),
-        "first_seen": pa.array(first_arr[used], pa.int64()).cast(_TS),
-        "signature": pa.array([sig_le[i].tobytes() for i in used], pa.binary())},
-        schema=SIGNATURES_SCHEMA.with_metadata(meta))
-    for name, table in ((SIGNATURES_FILE, sigs_table), (BANDS_FILE, bands_table)):  # bands, the marker, last
-        write_atomically(join(output_dir, name), lambda fh, table=table: pq.write_table(table, fh, compression="zstd"))
-    return {"pre_cutoff_read": read, "indexed": int(len(used)), "too_short": read - n, "band_keys": int(len(doc))}
+
+# --- reading in curate (Beam) -------------------------------------------------------------------------------------
 
 
 def _band_row(row: dict):
@@ -196,97 +185,134 @@ def _band_row(row: dict):
 
 
 def _signature_row(row: dict):
-    return row["ref_id"], ("s", row["signature"], to_us(row["first_seen"]))
+    return row["ref_id"], ("s", row["signature"], to_us(row["first_seen"]), row["text_hash"], row["pre_cutoff"])
 
 
-class ReadReferenceBands(beam.PTransform):
+def _exact_row(row: dict):
+    return row["text_hash"], ("r", to_us(row["first_seen"]), row["ref_id"], row["pre_cutoff"])
+
+
+class _ReadTable(beam.PTransform):
+    table: str = ""
+    key = staticmethod(lambda row: row)
+
+    def __init__(self, index_path: str):
+        super().__init__()
+        self.index_path = index_path
+
+    def expand(self, pbegin):
+        return (pbegin
+                | "Read" >> beam.io.ReadFromParquet(table_pattern(self.index_path, self.table))
+                | "Key" >> beam.Map(type(self).key))
+
+
+class ReadReferenceBands(_ReadTable):
     """The index's band rows as (band key, ('r', ref id, first seen µs)), keys as in ``minhash.band_keys``."""
 
+    table, key = BANDS, staticmethod(_band_row)
+
+
+class ReadReferenceSignatures(_ReadTable):
+    """The index's signatures as (ref id, ('s', signature bytes, first seen µs, text hash, pre-cutoff))."""
+
+    table, key = SIGNATURES, staticmethod(_signature_row)
+
+
+class ReadReferenceExact(_ReadTable):
+    """The index's exact keys as (text hash, ('r', first seen µs, ref id, pre-cutoff))."""
+
+    table, key = EXACT, staticmethod(_exact_row)
+
+
+# --- point lookups (no Beam) -----------------------------------------------------------------------------------
+
+
+class IndexReader:
+    """Point lookups in an index, reading only the row groups whose key range holds a wanted key.
+
+    Memory: the wanted keys of one partition and one row group at a time; I/O: one footer per partition touched
+    and at most one row group per wanted key (fewer when keys share a row group). ``row_groups_read`` counts the
+    row groups read, for tests and for sizing.
+    """
+
     def __init__(self, index_path: str):
-        super().__init__()
         self.index_path = index_path
+        self.manifest = read_index_manifest(index_path)
+        self.partitions = self.manifest["partitions"]
+        self.row_groups_read = 0
 
-    def expand(self, pbegin):
-        return (pbegin
-                | "Read" >> beam.io.ReadFromParquet(join(self.index_path, BANDS_FILE))
-                | "Key" >> beam.Map(_band_row))
+    def _lookup(self, table: str, keys: Iterable[int]) -> Iterable[dict]:
+        by_partition: dict[int, list[int]] = {}
+        for k in set(keys):
+            by_partition.setdefault(partition_of(k, self.partitions), []).append(k)
+        files = table_files(self.index_path, table, self.manifest)
+        column = KEY_COLUMN[table]
+        for p, wanted in sorted(by_partition.items()):
+            wanted.sort()
+            with open_read(files[p]) as fh:
+                pf = pq.ParquetFile(fh)
+                index = pf.schema_arrow.get_field_index(column)
+                for rg in range(pf.metadata.num_row_groups):
+                    stats = pf.metadata.row_group(rg).column(index).statistics
+                    if stats is None or not stats.has_min_max:
+                        continue
+                    lo = bisect.bisect_left(wanted, stats.min)
+                    if lo == len(wanted) or wanted[lo] > stats.max:
+                        continue
+                    self.row_groups_read += 1
+                    rows = pf.read_row_group(rg)
+                    found = np.isin(rows.column(column).to_numpy(), np.array(wanted, dtype=np.uint64))
+                    yield from rows.filter(pa.array(found)).to_pylist()
 
+    def exact(self, text_hashes: Sequence[str]) -> dict[str, dict]:
+        """text hash -> its index row, for the hashes the index holds."""
+        wanted = set(text_hashes)
+        return {r["text_hash"]: r for r in self._lookup(EXACT, (exact_key(h) for h in wanted if h))
+                if r["text_hash"] in wanted}
 
-class ReadReferenceSignatures(beam.PTransform):
-    """The index's signatures as (ref id, ('s', signature bytes, first seen µs))."""
+    def bands(self, band_keys: Sequence[bytes]) -> dict[bytes, dict]:
+        """10-byte band key (as :func:`~pipeline.dedup.minhash.band_keys` makes them) -> its index row."""
+        wanted = set(band_keys)
+        rows = self._lookup(BANDS, (int.from_bytes(k[2:], "big") for k in wanted))
+        out = {}
+        for r in rows:
+            key = int(r["band"]).to_bytes(2, "big") + int(r["band_hash"]).to_bytes(8, "big")
+            if key in wanted:
+                out[key] = r
+        return out
 
-    def __init__(self, index_path: str):
-        super().__init__()
-        self.index_path = index_path
-
-    def expand(self, pbegin):
-        return (pbegin
-                | "Read" >> beam.io.ReadFromParquet(join(self.index_path, SIGNATURES_FILE))
-                | "Key" >> beam.Map(_signature_row))
-
-
-def build_index_parser() -> ArgumentParser:
-    from common.flags import add_flag
-    from pipeline.options import add_pipeline_flag
-
-    p = ArgumentParser(prog="lowbg index build",
-                       description="Index the MinHash band keys of curated pre-cutoff Parquet shards.")
-    p.add_argument("--input", action="append", required=True, metavar="SHARDS",
-                   help="curated shards: a folder, a `lowbg curate` output folder or a file pattern; repeatable")
-    p.add_argument("--output", required=True, metavar="INDEX", help="index folder (bands.parquet, signatures.parquet)")
-    for flag in ("--minhash-num-perm", "--minhash-threshold", "--minhash-ngram"):
-        add_pipeline_flag(p, flag)
-    add_flag(p, "--allow-incomplete")
-    return p
-
-
-def _folder_key(path: str) -> str:
-    return path.rstrip("/") if is_url(path) else os.path.abspath(path)
-
-
-def _parquet_in(path: str) -> str:
-    """A folder (a local directory, or an object-store prefix that holds Parquet files but is no file itself)
-    means its Parquet files; anything else is a path or a pattern as it is."""
-    if is_url(path):
-        folder = join(path, "*.parquet")
-        return folder if not exists(path) and list_files(folder) else path
-    return os.path.join(path, "*.parquet") if os.path.isdir(path) else path
-
-
-def shard_inputs(path: str, allow_incomplete: bool = False) -> list[str]:
-    """What one ``--input`` means, as patterns or paths: a run folder, its curated shards (those its manifest
-    names); a path or pattern inside a run, its finished shards, once the run is known to be finished; a plain
-    folder, its Parquet files; anything else, itself. Raises :class:`schemas.run.IncompleteRun`."""
-    from schemas.run import run_root_of
-
-    root = run_root_of(path, BEAM_FILES)
-    if root is None:
-        return [_parquet_in(path)]
-    manifest = read_run_manifest(str(root), allow_incomplete)
-    if _folder_key(str(root)) == _folder_key(path):
-        return run_shards(str(root), "curated", manifest)
-    matched = [p for p in match_files([_parquet_in(path)]) if not basename(p).startswith(TMP_PREFIX)]
-    if not matched:
-        raise FileNotFoundError(f"no finished shard matches {path}")
-    return matched
+    def signatures(self, ref_ids: Sequence[str]) -> dict[str, dict]:
+        wanted = set(ref_ids)
+        return {r["ref_id"]: r for r in self._lookup(SIGNATURES, (ref_key(i) for i in wanted))
+                if r["ref_id"] in wanted}
 
 
-def _index(argv: list[str]) -> int:
-    argv = list(argv)
-    if argv[:1] == ["build"]:
-        argv = argv[1:]
-    args = build_index_parser().parse_args(argv)
-    check_writable(args.output)
-    inputs = [p for path in args.input for p in shard_inputs(path, args.allow_incomplete)]
-    try:
-        stats = build_reference_index(inputs, args.output, MinHashSettings(
-            args.minhash_num_perm, args.minhash_threshold, args.minhash_ngram))
-    except ReferenceIndexError as exc:
-        raise InputError(str(exc)) from exc
-    print(json.dumps({"output": args.output, **stats}))
-    return 0
+def read_table(index_path: str, table: str) -> pa.Table:
+    """A whole table of the index (tests and small indexes only: a crawl-scale table does not fit in memory)."""
+    manifest = read_index_manifest(index_path)
+    tables = []
+    for path in table_files(index_path, table, manifest):
+        with open_read(path) as fh:
+            tables.append(pq.read_table(fh))
+    return pa.concat_tables(tables) if tables else SCHEMAS[table].empty_table()
+
+
+def index_files_present(index_path: str) -> list[str]:
+    """Every file under an index folder (the manifest and all generations), for an overwrite or a cleanup."""
+    found = [f.path for f in list_files(join(index_path, INDEX_FILE))] if exists(join(index_path, INDEX_FILE)) else []
+    for pattern in ("g*/*/*", "g*/*"):
+        found += [f.path for f in list_files(join(index_path, pattern))]
+    return sorted(set(found))
 
 
 def index_main(argv: Sequence[str]) -> int:
-    """``lowbg index build ...`` (argv after ``index``; a leading ``build`` is accepted and skipped)."""
-    return run_command("lowbg index build", lambda: _index(list(argv)))
+    """``lowbg index build|extend ...`` (argv after ``index``): see :mod:`pipeline.dedup.index_build`."""
+    from pipeline.dedup.index_build import main
+
+    return main(list(argv))
+
+
+__all__ = ["BANDS", "DOCUMENTS", "EXACT", "INDEX_FILE", "INDEX_FORMAT", "INDEX_FORMAT_VERSION", "IndexReader",
+           "ReadReferenceBands", "ReadReferenceExact", "ReadReferenceSignatures", "ReferenceIndexError", "SCHEMAS",
+           "SIGNATURES", "TABLES", "check_reference_index", "exact_key", "index_main", "index_params",
+           "partition_of", "read_index_manifest", "read_index_metadata", "read_table", "ref_key", "table_files"]

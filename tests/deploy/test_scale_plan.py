@@ -143,3 +143,18 @@ def test_script_runs_from_the_command_line():
     bad = subprocess.run([sys.executable, str(DEPLOY / "scale_plan.py"), "--set=no_such_input=1"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "no_such_input" in bad.stderr
+
+
+def test_index_plan(scale_plan, inputs):
+    res = scale_plan.compute(scale_plan.load_inputs(overrides={
+        **FIGURES, "index_build_docs_per_core_s": "500", "index_band_row_bytes": "30", "index_exact_row_bytes": "60",
+        "index_signature_row_bytes": "560", "input_slices": "4"}))
+    ix, n, a = res["index"], res["documents"]["deduped"], inputs.num
+    assert ix["rows"] == {"exact": pytest.approx(n), "bands": pytest.approx(n * a("minhash_bands")),
+                          "signatures": pytest.approx(n)}
+    assert ix["disk_bytes_total"] == pytest.approx(n * (60 + 30 * a("minhash_bands") + 560))
+    assert ix["build_core_hours"] == pytest.approx(n / 500 / 3600)
+    assert ix["partitions"] == math.ceil(ix["disk_bytes_total"] / a("index_partition_bytes"))
+    # 4 jobs read the index of 0, 1, 2 and 3 slices: 6 quarters of it in all
+    assert ix["sliced_curate_shuffle_bytes"] == pytest.approx(ix["curate_shuffle_bytes_full_index"] * 6 / 4)
+    assert ix["sliced_extend_io_bytes"] == pytest.approx(ix["disk_bytes_total"] * 2 * 6 / 4)

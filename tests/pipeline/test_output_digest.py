@@ -116,7 +116,8 @@ _FLAG_OF = {
     ("sinks", "overwrite"): "overwrite",
 }
 # Settings added after the digests were recorded, with the value that does what the code did then.
-_ADDED = {("decision", "on_machine"): lambda flat: "reject" if flat["detectors"] else "keep"}
+_ADDED = {("decision", "on_machine"): lambda flat: "reject" if flat["detectors"] else "keep",
+          ("ingest", "input_slice"): lambda flat: None, ("dedup", "on_reference_match"): lambda flat: "keep"}
 
 
 def _flat(options: dict) -> dict:

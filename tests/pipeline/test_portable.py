@@ -85,3 +85,31 @@ def test_portable_runner_shards_equal_direct_runner(tmp_path, portable_services)
     assert files == sorted(p.relative_to(tmp_path / "portable") for p in (tmp_path / "portable").rglob("*.parquet"))
     for name in files:
         assert pq.read_table(tmp_path / "direct" / name).equals(pq.read_table(tmp_path / "portable" / name)), name
+
+
+def test_index_build_on_the_portable_runner_equals_the_direct_runner(tmp_path, portable_services):
+    """`lowbg index build` is a Beam pipeline like curate: the same files, byte for byte, on either runner."""
+    import datetime as dt
+    import json
+
+    import schemas
+    from pipeline.dedup.index_build import build_index
+    from pipeline.document import Document
+
+    job_port, worker_port = portable_services
+    lines = (Path(__file__).resolve().parents[1] / "data" / "dedup" / "aut-2008.jsonl").read_text().splitlines()
+    texts = [json.loads(line)["text"] for line in lines[:40]]
+    rows = [Document(id=f"d{i:03d}", warc_file="w.warc.gz", text=texts[i % 30] if i % 4 else "short text",
+                     warc_date=dt.datetime(2019 + i % 5, 1, 1, tzinfo=dt.UTC), provenance="pre_cutoff",
+                     processed_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), pipeline_version="test").to_row()
+            for i in range(40)]
+    schemas.write_shard(rows, "curated", str(tmp_path / "shard.parquet"))
+    portable = build_index([str(tmp_path / "shard.parquet")], str(tmp_path / "portable"), partitions=3, beam_args=(
+        "--runner=PortableRunner", f"--job_endpoint=localhost:{job_port}", "--environment_type=EXTERNAL",
+        f"--environment_config=localhost:{worker_port}"))
+    direct = build_index([str(tmp_path / "shard.parquet")], str(tmp_path / "direct"), partitions=3)
+    assert portable["counts"]["bands"] == direct["counts"]["bands"] > 0
+    files = sorted(p.relative_to(tmp_path / "direct") for p in (tmp_path / "direct").rglob("*.parquet"))
+    assert len(files) == 9
+    for name in files:
+        assert (tmp_path / "direct" / name).read_bytes() == (tmp_path / "portable" / name).read_bytes(), name

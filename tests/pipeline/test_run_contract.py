@@ -150,7 +150,8 @@ def test_a_full_disk_while_writing_the_manifest_leaves_an_unfinished_run(fakefs,
     assert read_finished_manifest(fakefs.root / "runs" / "decided")["counts"]["records_in"] == (
         manifest["counts"]["curated"] + manifest["counts"]["rejected"])
     assert lowbg(["index", "build", "--input", out, "--output", "fakefs://index"]) == 0
-    assert (fakefs.root / "index" / "bands.parquet").exists()
+    assert (fakefs.root / "index" / "index.json").exists()  # the manifest of the index, written last
+    assert list((fakefs.root / "index" / "g00001" / "bands").glob("part-*.parquet"))
 
 
 # --- a run killed for real --------------------------------------------------------------------------------------
@@ -222,7 +223,7 @@ def _no_reading(monkeypatch):
     monkeypatch.setattr("pipeline.curate.read_path_list", refuse)
     monkeypatch.setattr("pipeline.decide._rows", refuse)
     monkeypatch.setattr("pipeline.decide.read_run_manifest", refuse)
-    monkeypatch.setattr("pipeline.dedup.reference.shard_inputs", refuse)
+    monkeypatch.setattr("pipeline.dedup.index_build.describe_input", refuse)
 
 
 def test_an_unwritable_output_is_refused_before_any_input_is_read(scored_run, tmp_path, fakefs, monkeypatch,
