@@ -426,7 +426,7 @@ def run_index_pipeline(index: str, inputs: list[tuple[dict, list[str]]], minhash
 # --- the command line --------------------------------------------------------------------------------------------
 
 
-def _add_inputs(p: ArgumentParser, required: bool) -> None:
+def _add_inputs(p: ArgumentParser) -> None:
     from common.flags import add_flag
 
     p.add_argument("--input", action="append", default=[], metavar="RUN",
@@ -435,7 +435,6 @@ def _add_inputs(p: ArgumentParser, required: bool) -> None:
     p.add_argument("--runs", nargs="+", action="extend", default=[], dest="input", metavar="RUN",
                    help="the same as --input, several at once")
     add_flag(p, "--allow-incomplete")
-    p.set_defaults(inputs_required=required)
 
 
 def build_index_parser() -> ArgumentParser:
@@ -444,7 +443,7 @@ def build_index_parser() -> ArgumentParser:
     p = ArgumentParser(prog="lowbg index build", description=(
         "Index the exact-hash and MinHash band keys of the curated documents of finished runs (a Beam pipeline: "
         "unrecognised flags such as --runner go to Beam)."))
-    _add_inputs(p, True)
+    _add_inputs(p)
     p.add_argument("--output", required=True, metavar="INDEX", help="index folder (index.json, gNNNNN/...)")
     for flag in ("--minhash-num-perm", "--minhash-threshold", "--minhash-ngram"):
         add_pipeline_flag(p, flag)
@@ -465,7 +464,7 @@ def build_extend_parser() -> ArgumentParser:
         "Add finished runs to a reference index without re-reading the runs it holds (a Beam pipeline: "
         "unrecognised flags such as --runner go to Beam). The MinHash settings and partitions are the index's."))
     p.add_argument("--index", required=True, metavar="INDEX", help="the index folder to extend")
-    _add_inputs(p, True)
+    _add_inputs(p)
     return p
 
 
