@@ -216,6 +216,8 @@ def main() -> None:
             print(f"{variant:>9}: {docs / m['seconds']:,.0f} docs/s ({m['seconds']:.1f} s), peak RSS "
                   f"{m['rss_mb']:,.0f} MB, {(docs / m['seconds']) / (n / base['seconds']):.2f}x the in-process "
                   f"build's docs/s")
+        print(f"   extend: the second half added to an index of the first in {best['extend']['seconds']:.1f} s, "
+              f"{best['extend']['seconds'] / best['beam']['seconds']:.2f}x the time of a build over both")
         print(f"   result: baseline {base['result']}; beam {best['beam']['result']}")
         print(f"   old format on disk: {base['result'].get('bytes_per_band_key')} bytes per band key (bands + "
               "signatures files / band keys)")

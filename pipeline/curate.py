@@ -79,7 +79,7 @@ def check_input_lists(paths: list[str]) -> None:
 
 
 def count_inputs(ingest: IngestSettings, planned: list[str] | None = None) -> int | None:
-    if planned is not None:
+    if planned is not None and ingest.input_slice:  # the files of this slice
         return len(set(planned))
     n = 0
     for pattern in ingest.inputs:

@@ -23,11 +23,12 @@ file in the current generation) to one writer, which keeps the earliest capture 
 sorts and writes the partition's file.
 
 Memory: the MinHash step holds one row group (a curated shard's row groups hold at most 50,000 rows: bounded by
-``--shard-size``); a partition's writer holds its partition's rows, copies included (about 100 bytes per band
-row and 700 per signature as Python objects), so ``--partitions`` is chosen for partitions of a few hundred MB:
-4,096 partitions for the ~16 billion band keys of a snapshot. Counters (namespace ``lowbackground.index``):
-``documents_read``, ``indexed``, ``too_short`` (no shingle: exact key only), ``no_date``, ``not_pre_cutoff``
-(``--documents pre-cutoff``), ``empty_text``.
+``--shard-size``); a partition's writer holds its partition's rows as Arrow tables, copies included (a few times
+their zstd size on disk), so ``--partitions`` is chosen for partition files of a few hundred MB: about 5,000 for
+the 1.3 TB index of a snapshot (deploy/README.md). The local DirectRunner keeps its shuffles in memory, so its
+peak RSS grows with the input; a distributed runner's shuffle does not. Counters (namespace
+``lowbackground.index``): ``documents_read``, ``indexed``, ``too_short`` (no shingle: exact key only),
+``no_date``, ``not_pre_cutoff`` (``--documents pre-cutoff``), ``empty_text``.
 """
 
 from __future__ import annotations
@@ -425,7 +426,7 @@ def run_index_pipeline(index: str, inputs: list[tuple[dict, list[str]]], minhash
 # --- the command line --------------------------------------------------------------------------------------------
 
 
-def _add_inputs(p: ArgumentParser, required: bool) -> None:
+def _add_inputs(p: ArgumentParser) -> None:
     from common.flags import add_flag
 
     p.add_argument("--input", action="append", default=[], metavar="RUN",
@@ -434,7 +435,6 @@ def _add_inputs(p: ArgumentParser, required: bool) -> None:
     p.add_argument("--runs", nargs="+", action="extend", default=[], dest="input", metavar="RUN",
                    help="the same as --input, several at once")
     add_flag(p, "--allow-incomplete")
-    p.set_defaults(inputs_required=required)
 
 
 def build_index_parser() -> ArgumentParser:
@@ -443,7 +443,7 @@ def build_index_parser() -> ArgumentParser:
     p = ArgumentParser(prog="lowbg index build", description=(
         "Index the exact-hash and MinHash band keys of the curated documents of finished runs (a Beam pipeline: "
         "unrecognised flags such as --runner go to Beam)."))
-    _add_inputs(p, True)
+    _add_inputs(p)
     p.add_argument("--output", required=True, metavar="INDEX", help="index folder (index.json, gNNNNN/...)")
     for flag in ("--minhash-num-perm", "--minhash-threshold", "--minhash-ngram"):
         add_pipeline_flag(p, flag)
@@ -452,7 +452,7 @@ def build_index_parser() -> ArgumentParser:
                    "reference of content seen before the cutoff)")
     p.add_argument("--partitions", type=positive_int, default=DEFAULT_PARTITIONS,
                    help="files per table: a partition's writer holds ~70 bytes per band key of it, so size it for "
-                   "a few hundred MB each (4,096 for a whole snapshot)")
+                   "a few hundred MB each (about 5,000 for a whole snapshot)")
     from common.flags import add_flag
 
     add_flag(p, "--overwrite")
@@ -464,7 +464,7 @@ def build_extend_parser() -> ArgumentParser:
         "Add finished runs to a reference index without re-reading the runs it holds (a Beam pipeline: "
         "unrecognised flags such as --runner go to Beam). The MinHash settings and partitions are the index's."))
     p.add_argument("--index", required=True, metavar="INDEX", help="the index folder to extend")
-    _add_inputs(p, True)
+    _add_inputs(p)
     return p
 
 

@@ -250,6 +250,10 @@ def test_index_cli(reference, tmp_path, capsys):
     assert (manifest["minhash"]["num_perm"], manifest["documents"], manifest["partitions"]) == (64, "pre-cutoff", 2)
     assert index_main(["build", "--input", str(tmp_path / "curated-*.parquet"), "--output", str(out)]) == 2
     assert "already holds an index" in capsys.readouterr().err
+    assert index_main(["build", "--input", str(tmp_path / "curated-*.parquet"), "--output", str(out), "--overwrite",
+                       "--partitions", "3"]) == 0
+    capsys.readouterr()
+    assert len(list(out.rglob("*.parquet"))) == 9 and read_index_manifest(str(out))["partitions"] == 3
     assert index_main(["--input", str(tmp_path / "missing-*.parquet"), "--output", str(tmp_path / "i3")]) == 2
     assert "no file matches" in capsys.readouterr().err
     assert index_main(["extend", "--index", str(tmp_path / "nowhere"), "--runs", str(out)]) == 2
