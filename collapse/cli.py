@@ -122,7 +122,7 @@ def _parser() -> ArgumentParser:
         "Train a model on the shards, sample a corpus of the same size from it, train the next model on that, and "
         "measure what each generation forgets (Shumailov et al., Nature 2024); or measure what a filter between a "
         "contaminated crawl and the training data buys (web)."))
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,web,compare,report}")
     _add_run_options(sub.add_parser("run", help="run (or resume) the generational protocol"), web=False)
     _add_run_options(sub.add_parser("web", help="one web-regime arm per filter, and what each filter buys"), web=True)
 

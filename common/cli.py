@@ -339,6 +339,8 @@ def quiet_library_warnings() -> None:
     inherited by Beam's local worker processes. Call it before transformers is imported."""
     drop_apitools_warning()
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    # transformers sets its logger's level from this when it is first imported (a level set before is lost)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     if not sys.stderr.isatty():  # "Loading weights: 100%|...": a progress bar is for a person watching, not a log
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

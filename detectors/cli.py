@@ -60,7 +60,7 @@ def _add_detector_options(p: argparse.ArgumentParser, required: bool = True) -> 
     add_deprecated_alias(g, "--model", "--lm-model (or --fasttext-model)", "legacy_model")
     g.add_argument("--tokenizer", help="watermark: the generating model's tokenizer (HF id or local dir)")
     add_flags(g, "--device", "--max-tokens")
-    g.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"],
+    g.add_argument("--dtype", choices=["auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"],
                    help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16")
     g.add_argument("--max-length", type=positive_int, help="truncate texts to this many tokens (binoculars: 512; "
                    "others: the model context)")

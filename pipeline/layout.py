@@ -28,7 +28,7 @@ import os
 import posixpath
 import uuid
 from collections.abc import Callable
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, Literal, NamedTuple, overload
 
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -167,6 +167,10 @@ def temporaries(run_dir: str) -> list[str]:
     return temporary_files(BEAM_FILES, run_dir)
 
 
+@overload
+def read_run_manifest(run_dir: str, allow_incomplete: Literal[False] = False) -> dict: ...
+@overload
+def read_run_manifest(run_dir: str, allow_incomplete: bool) -> dict | None: ...
 def read_run_manifest(run_dir: str, allow_incomplete: bool = False) -> dict | None:
     """The manifest of the finished run in ``run_dir``, checked as :mod:`schemas.run` says;
     :class:`~schemas.run.IncompleteRun` when there is none that is valid, or None with ``allow_incomplete``."""

@@ -261,10 +261,27 @@ def parse_curate_args(argv: list[str]) -> CurateSettings:
     if ns.skip_language_id and ns.languages:
         parser.error("--languages needs language ID: drop --skip-language-id")
     check_runner_options(beam_args, ns, parser)
-    return settings_from(ns, beam_args)
+    return settings_from(ns, quiet_local_workers(beam_args))
 
 
 _NOT_A_FLAG = "neither a lowbg curate flag nor a Beam pipeline option"
+
+# Beam's own options for the logs of its SDK worker processes (sdk_worker_main reads them when it starts).
+QUIET_WORKER_ARGS = ("--default_sdk_harness_log_level=WARNING",
+                     '--sdk_harness_log_level_overrides={"__main__": "ERROR", '
+                     '"apache_beam.options.pipeline_options": "ERROR"}')
+
+
+def quiet_local_workers(beam_args: list[str]) -> list[str]:
+    """A local multi-process run (``--direct_running_mode=multi_processing``) starts one Python process per
+    worker, whose stderr is the terminal's: without these options each prints Beam's start-up chatter (a dozen
+    INFO lines) and notices about options it does not use. Added unless the command line sets a harness log
+    level itself. What they cannot reach: the one line a worker logs while ``import apache_beam`` runs, before
+    any option is read (Beam's "apitools not found" without the ``[gcp]`` extra)."""
+    joined = " ".join(beam_args)
+    if "multi_processing" not in joined or "sdk_harness_log_level" in joined:
+        return list(beam_args)
+    return [*beam_args, *QUIET_WORKER_ARGS]
 
 
 class _BeamOptionError(Exception):

@@ -13,6 +13,7 @@ A crashed, killed or retried worker, or a full disk, leaves at worst a ``.tmp-``
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 import apache_beam as beam
@@ -46,8 +47,7 @@ class _WriteBucket(beam.DoFn):
         for chunk, start in enumerate(range(0, len(rows), self.shard_size)):
             name = shard_name(self.kind, bucket, chunk)
             chunk_rows = rows[start:start + self.shard_size]
-            write_atomically(join(self.output, name),
-                             lambda sink, part=chunk_rows: schemas.write_shard(part, self.kind, sink))
+            write_atomically(join(self.output, name), functools.partial(schemas.write_shard, chunk_rows, self.kind))
             yield name
 
 

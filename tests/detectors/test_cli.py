@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from importlib.metadata import version
@@ -134,3 +135,17 @@ def test_train_fasttext_cli_excludes_evaluation_documents(tmp_path, capsys):
 def test_module_entry_point():
     proc = subprocess.run([sys.executable, "-m", "detectors.cli", "score", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "--max-tokens" in proc.stdout and "--observer" in proc.stdout
+
+
+def test_a_local_run_prints_its_summary_line_and_no_library_noise(tiny, tmp_path):
+    """`lowbg detect score` in a real process, stderr a log (not a terminal): transformers' load progress bar and
+    advice, torch's notices and Beam's apitools warning stay out; the one line is the command's own."""
+    inp = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in tiny.human_texts[:3]])
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "detect", "score", "--detector", "likelihood",
+                           "--lm-model", str(tiny.performer_dir), "--device", "cpu", "--input", str(inp),
+                           "--output", str(tmp_path / "s.jsonl")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.returncode == 0 and done.stdout == ""
+    summary = f"scored 3 texts with likelihood ({tiny.performer_dir}) -> {tmp_path / 's.jsonl'}"
+    assert done.stderr.splitlines() == [summary]

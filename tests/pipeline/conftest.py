@@ -136,3 +136,14 @@ def mutate(text: str, changes: int, rng: random.Random) -> str:
 @pytest.fixture(scope="session")
 def mutator():
     return mutate
+
+
+@pytest.fixture
+def fakefs(tmp_path):
+    """``fakefs://`` (tests/pipeline/fake_fs.py): an object store kept in a local folder, for this test."""
+    from tests.pipeline.fake_fs import FakeFileSystem
+
+    FakeFileSystem.root, FakeFileSystem.full_disk = tmp_path / "store", None
+    FakeFileSystem.root.mkdir()
+    yield FakeFileSystem
+    FakeFileSystem.root, FakeFileSystem.full_disk = None, None

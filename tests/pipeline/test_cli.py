@@ -257,3 +257,25 @@ def test_debug_shows_the_traceback_and_a_bug_is_exit_1_with_a_hint(tmp_path, mon
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300)
     assert done.returncode == 1 and "Traceback (most recent call last)" in done.stderr
     assert "schemas.run.IncompleteRun" in done.stderr
+
+
+def test_local_worker_processes_are_told_to_keep_their_start_up_chatter_to_themselves(tmp_path):
+    """--direct_running_mode=multi_processing: each worker is a process writing to our stderr. Beam's harness log
+    options keep its INFO chatter and option notices out (what a worker logs while `import apache_beam` runs,
+    before it reads any option, they cannot reach: at most two lines a worker)."""
+    from pipeline.options import QUIET_WORKER_ARGS
+
+    base = ["--input", ONE_WARC, "--output", str(tmp_path / "o")]
+    multi = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+    assert parse_curate_args(base + multi).beam_args == (*multi, *QUIET_WORKER_ARGS)
+    own = [*multi, "--default_sdk_harness_log_level=DEBUG"]
+    assert parse_curate_args(base + own).beam_args == tuple(own)  # the user's choice stands
+    assert parse_curate_args(base + ["--direct_num_workers=2"]).beam_args == ("--direct_num_workers=2",)
+
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "curate", *base, "--detectors", "none", "--dedup",
+                           "none", *multi], env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    noise = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(noise) <= 2 * 2, noise
+    assert not any("Pipeline_options" in line or "semi_persistent" in line or "Discarding" in line for line in noise)

@@ -17,8 +17,8 @@ import pytest
 import pipeline.ingest
 from pipeline.cli import main as lowbg
 from schemas.run import IncompleteRun, check_manifest, read_finished_manifest, run_root_of
+from tests.pipeline import fake_fs  # noqa: F401 - registers the fakefs:// filesystem with Beam
 from tests.pipeline.conftest import DATA, PROCESSED_AT, curate, read_kind
-from tests.pipeline.fake_fs import FakeFileSystem
 
 REPO = Path(__file__).resolve().parents[2]
 ONE_WARC = str(DATA / "cc-main-2020-34.warc.gz")
@@ -36,14 +36,6 @@ def one_line(err: str) -> str:
 
 def tmp_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob(".tmp-*")]
-
-
-@pytest.fixture
-def fakefs(tmp_path):
-    FakeFileSystem.root, FakeFileSystem.full_disk = tmp_path / "store", None
-    FakeFileSystem.root.mkdir()
-    yield FakeFileSystem
-    FakeFileSystem.root, FakeFileSystem.full_disk = None, None
 
 
 @pytest.fixture(scope="module")
