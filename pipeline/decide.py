@@ -38,10 +38,12 @@ manifest last.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import pyarrow.parquet as pq
 
@@ -182,6 +184,10 @@ def apply_arguments(base: DecideSettings, args) -> DecideSettings:
         qual = dataclasses.replace(qual, min_words=args.min_words)
     changes = {name: getattr(args, name) for name in MACHINE_SETTINGS if getattr(args, name) is not None}
     return DecideSettings(lang, qual, dataclasses.replace(base.decision, **changes), base.language_enabled)
+
+
+def _write_shard(rows: list[dict], kind: str, fh: BinaryIO) -> None:
+    schemas.write_shard(rows, kind, fh)
 
 
 def _rows(path: str, kind: str) -> list[dict]:
@@ -343,8 +349,7 @@ def decide(run_dir: str, output: str, args=None, *, allow_incomplete: bool = Fal
             out["rejected" if doc.rejected else "curated"].append(doc.to_row())
         for kind, rows in out.items():
             if rows:
-                write_atomically(join(output, f"{kind}/{name}"),
-                                 lambda fh, rows=rows, kind=kind: schemas.write_shard(rows, kind, fh))
+                write_atomically(join(output, f"{kind}/{name}"), functools.partial(_write_shard, rows, kind))
     record = thresholds_record(thresholds)
     if record:
         write_bytes(join(output, THRESHOLDS_FILE), json.dumps(record, indent=2, sort_keys=True).encode())
