@@ -81,7 +81,14 @@ from pipeline.layout import (
 from pipeline.manifest import assemble_manifest, check_balance, count_shards, write_manifest
 from pipeline.options import add_pipeline_flag
 from pipeline.reasons import DECISION, LANGUAGE, QUALITY, REDECIDABLE, REJECT_REASONS, STAGES
-from pipeline.settings import ON_MACHINE, DecisionSettings, LanguageSettings, recorded_settings, to_json
+from pipeline.settings import (
+    ON_MACHINE,
+    DecisionSettings,
+    LanguageSettings,
+    recorded_settings,
+    resolve_on_machine,
+    to_json,
+)
 from pipeline.stats import RunStatsAccumulator, write_stats
 
 KINDS = ("curated", "rejected")
@@ -156,8 +163,8 @@ def source_settings(recorded: Mapping, thresholds: Mapping) -> tuple[DecideSetti
     fprs = {e.get("target_fpr") for e in thresholds.values() if isinstance(e, dict)} - {None}
     if "target_fpr" not in dec and len(fprs) == 1:
         dec["target_fpr"] = fprs.pop()
-    if "on_machine" not in dec:  # runs before --on-machine rejected whenever they were scored
-        dec["on_machine"] = "reject" if thresholds else "keep"
+    if "on_machine" not in dec:  # not recorded (a manifest written by `lowbg manifest`): `lowbg curate`'s default
+        dec["on_machine"] = resolve_on_machine("auto", tuple(thresholds))
     try:
         settings = DecideSettings(LanguageSettings(**lang), quality.QualitySettings(**qual),
                                   DecisionSettings(**dec), enabled)
