@@ -234,12 +234,15 @@ class Redecider:
     """The new decision for one row, before the machine-text decision (module docstring): (reason, detail),
     None (it reaches the decision), or the row's own rejection when it stays as it was."""
 
-    def __init__(self, settings: DecideSettings, scored: bool):
-        self.settings, self.scored = settings, scored
+    def __init__(self, settings: DecideSettings):
+        self.settings = settings
         self.not_redecided: Counter = Counter()
 
     def before_decision(self, doc: Document) -> tuple[str, str | None] | None:
         old = doc.reason
+        if old is not None and old not in REJECT_REASONS:
+            raise InputError(f"document {doc.id} was rejected as {old!r}, a reason code this version does not know "
+                             "(pipeline/reasons.py)")
         s = self.settings
         if s.language_enabled and reached(old, LANGUAGE):
             rejected = language_decision(doc.language, doc.language_score, s.language)
@@ -328,7 +331,7 @@ def decide(run_dir: str, output: str, args=None, *, allow_incomplete: bool = Fal
 
     # Pass 1: the new decision before the machine-text one; the stored scores of the pre-cutoff documents that
     # reach it (the population the pipeline calibrates on).
-    redecider = Redecider(settings, bool(specs))
+    redecider = Redecider(settings)
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
     for _, paths in pairs:
         for doc in _docs(paths):
