@@ -120,7 +120,8 @@ def main() -> None:
         print(f"    direct library: {tokens / direct_s:.0f} tokens/s; in Beam (pipeline time minus the same "
               f"pipeline without scoring): {tokens / beam_scoring_s:.0f} tokens/s -> "
               f"{direct_s / beam_scoring_s:.2f}x the direct library (target >= 0.8x)")
-        print(f"    (Beam run scored {lm['metrics'].get('scored_binoculars', 0)} documents; model load included)")
+        scored = lm["metrics"].get("score:binoculars", {}).get("kept", 0)  # counters by stage (pipeline/steps.py)
+        print(f"    (Beam run scored {scored} documents; model load included)")
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

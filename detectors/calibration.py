@@ -6,6 +6,11 @@ machine-like human score with k = floor(f n): at most k of the n human texts are
 <= f (ties only lower it). A percentile bootstrap over the human scores gives its confidence interval. When
 n * f < 1 the target is not measurable (the threshold is the most extreme human score) and the entry says so.
 The JSON format is documented in docs/detectors.md.
+
+:class:`Thresholds` is the one typed form of a threshold in the project (frozen): a `lowbg detect calibrate` file
+read back (:func:`load_thresholds`), a `lowbg curate` run's calibration (``_thresholds.json`` and the manifest's
+``thresholds``, computed by ``pipeline.decision``), `lowbg decide` and collapse's detector filters all decide
+through it.
 """
 
 from __future__ import annotations

@@ -38,10 +38,12 @@ manifest last.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import BinaryIO
 
 import pyarrow.parquet as pq
 
@@ -79,7 +81,14 @@ from pipeline.layout import (
 from pipeline.manifest import assemble_manifest, check_balance, count_shards, write_manifest
 from pipeline.options import add_pipeline_flag
 from pipeline.reasons import DECISION, LANGUAGE, QUALITY, REDECIDABLE, REJECT_REASONS, STAGES
-from pipeline.settings import ON_MACHINE, DecisionSettings, LanguageSettings, recorded_settings, to_json
+from pipeline.settings import (
+    ON_MACHINE,
+    DecisionSettings,
+    LanguageSettings,
+    recorded_settings,
+    resolve_on_machine,
+    to_json,
+)
 from pipeline.stats import RunStatsAccumulator, write_stats
 
 KINDS = ("curated", "rejected")
@@ -154,8 +163,8 @@ def source_settings(recorded: Mapping, thresholds: Mapping) -> tuple[DecideSetti
     fprs = {e.get("target_fpr") for e in thresholds.values() if isinstance(e, dict)} - {None}
     if "target_fpr" not in dec and len(fprs) == 1:
         dec["target_fpr"] = fprs.pop()
-    if "on_machine" not in dec:  # runs before --on-machine rejected whenever they were scored
-        dec["on_machine"] = "reject" if thresholds else "keep"
+    if "on_machine" not in dec:  # not recorded (a manifest written by `lowbg manifest`): `lowbg curate`'s default
+        dec["on_machine"] = resolve_on_machine("auto", tuple(thresholds))
     try:
         settings = DecideSettings(LanguageSettings(**lang), quality.QualitySettings(**qual),
                                   DecisionSettings(**dec), enabled)
@@ -182,6 +191,10 @@ def apply_arguments(base: DecideSettings, args) -> DecideSettings:
         qual = dataclasses.replace(qual, min_words=args.min_words)
     changes = {name: getattr(args, name) for name in MACHINE_SETTINGS if getattr(args, name) is not None}
     return DecideSettings(lang, qual, dataclasses.replace(base.decision, **changes), base.language_enabled)
+
+
+def _write_shard(rows: list[dict], kind: str, fh: BinaryIO) -> None:
+    schemas.write_shard(rows, kind, fh)
 
 
 def _rows(path: str, kind: str) -> list[dict]:
@@ -221,12 +234,15 @@ class Redecider:
     """The new decision for one row, before the machine-text decision (module docstring): (reason, detail),
     None (it reaches the decision), or the row's own rejection when it stays as it was."""
 
-    def __init__(self, settings: DecideSettings, scored: bool):
-        self.settings, self.scored = settings, scored
+    def __init__(self, settings: DecideSettings):
+        self.settings = settings
         self.not_redecided: Counter = Counter()
 
     def before_decision(self, doc: Document) -> tuple[str, str | None] | None:
         old = doc.reason
+        if old is not None and old not in REJECT_REASONS:
+            raise InputError(f"document {doc.id} was rejected as {old!r}, a reason code this version does not know "
+                             "(pipeline/reasons.py)")
         s = self.settings
         if s.language_enabled and reached(old, LANGUAGE):
             rejected = language_decision(doc.language, doc.language_score, s.language)
@@ -315,7 +331,7 @@ def decide(run_dir: str, output: str, args=None, *, allow_incomplete: bool = Fal
 
     # Pass 1: the new decision before the machine-text one; the stored scores of the pre-cutoff documents that
     # reach it (the population the pipeline calibrates on).
-    redecider = Redecider(settings, bool(specs))
+    redecider = Redecider(settings)
     samples: dict[tuple[str, str], list[float]] = defaultdict(list)
     for _, paths in pairs:
         for doc in _docs(paths):
@@ -343,8 +359,7 @@ def decide(run_dir: str, output: str, args=None, *, allow_incomplete: bool = Fal
             out["rejected" if doc.rejected else "curated"].append(doc.to_row())
         for kind, rows in out.items():
             if rows:
-                write_atomically(join(output, f"{kind}/{name}"),
-                                 lambda fh, rows=rows, kind=kind: schemas.write_shard(rows, kind, fh))
+                write_atomically(join(output, f"{kind}/{name}"), functools.partial(_write_shard, rows, kind))
     record = thresholds_record(thresholds)
     if record:
         write_bytes(join(output, THRESHOLDS_FILE), json.dumps(record, indent=2, sort_keys=True).encode())

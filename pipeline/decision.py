@@ -229,7 +229,7 @@ class _Decide(beam.DoFn):
         rejected = self.policy.decide(doc, thresholds)
         if rejected is not None:
             doc.reject(*rejected)
-            self.counters.rejected(doc.reason)
+            self.counters.rejected(rejected[0])
             yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
             return
         if self.policy.judged(doc) and any(flags(doc, thresholds).values()):

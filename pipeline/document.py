@@ -44,8 +44,9 @@ class ScoreRecord:
     @classmethod
     def from_row(cls, row: dict) -> ScoreRecord:
         models = row.get("models")
-        return cls(**{**{k: row.get(k) for k in schemas.SCORE_COLUMNS},
-                      "models": tuple(models) if models is not None else None})
+        return cls(detector=row["detector"], models=tuple(models) if models is not None else None,
+                   value=row.get("value"), tokens=row.get("tokens"), truncated=row.get("truncated"),
+                   reason=row.get("reason"))
 
 
 @dataclass

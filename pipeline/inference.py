@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import cast
 
 import apache_beam as beam
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
-from detectors.base import Detector, estimate_tokens
+from detectors.base import Detector, Score, estimate_tokens
 from detectors.registry import canonical_name
 from pipeline.document import Document
 from pipeline.reasons import ERROR_SCORING, SCORE
@@ -83,8 +84,9 @@ class _Attach(beam.DoFn):
     def process(self, element: tuple[str, PredictionResult]):
         _, result = element
         models = result.model_id.split(",") if result.model_id else []
+        doc, score = cast(Document, result.example), cast(Score, result.inference)
         self.counters.kept()
-        yield attach_score(result.example, self.name, models, result.inference)
+        yield attach_score(doc, self.name, models, score)
 
 
 class _FailedBatch(beam.DoFn):

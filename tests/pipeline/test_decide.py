@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main as lowbg
-from pipeline.decide import decide
+from pipeline.decide import decide, source_settings
 from schemas.run import read_finished_manifest
 from tests.pipeline.conftest import DATA, curate, read_kind
 from tests.pipeline.fake_fs import FakeFileSystem
@@ -197,3 +197,18 @@ def test_decide_and_index_build_on_a_run_in_an_object_store(source_run, fakefs, 
         assert lowbg(["index", "build", "--input", source, "--output", str(tmp_path / f"index-{i}")]) == 0
         for name in ("bands.parquet", "signatures.parquet"):
             assert pq.read_table(tmp_path / f"index-{i}" / name).equals(pq.read_table(tmp_path / "index-local" / name))
+
+
+def test_settings_a_manifest_does_not_record_are_curates_defaults():
+    """A manifest written afterwards by `lowbg manifest` records no settings: the machine-text decision is then
+    `lowbg curate`'s default for the run's detectors (reject only with a language model); a manifest of the flat
+    form written before typed settings rejected whenever it was scored, and says so."""
+    fasttext, binoculars = {"fasttext": {"target_fpr": 0.05}}, {"binoculars": {"target_fpr": 0.01}}
+    unrecorded = {"output": "gs://b/run", "note": "manifest written after the run"}
+    assert source_settings(unrecorded, fasttext)[0].decision.on_machine == "keep"
+    assert source_settings(unrecorded, fasttext)[0].decision.target_fpr == 0.05
+    assert source_settings(unrecorded, binoculars)[0].decision.on_machine == "reject"
+    flat = {"detectors": ["fasttext"], "languages": ["en"], "min_words": 40, "quality_preset": "c4"}
+    legacy = source_settings(flat, fasttext)[0]
+    assert legacy.decision.on_machine == "reject" and legacy.language.languages == ("en",)
+    assert (legacy.quality.preset, legacy.quality.min_words) == ("c4", 40)
