@@ -68,7 +68,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     """None/'auto' -> bfloat16 on GPU (what Binoculars' thresholds were set with), float32 on CPU."""
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype in (None, "auto"):
+    if dtype is None or dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     try:
         return DTYPES[dtype]
@@ -90,7 +90,8 @@ def load_causal_lm(path_or_id: str, device: str | torch.device = "auto",
     except OSError as e:
         raise ValueError(f"cannot load {path_or_id!r} as a causal LM with safetensors weights: {e}") from e
     tokenizer = AutoTokenizer.from_pretrained(path_or_id, trust_remote_code=False)
-    model.to(dev).eval()
+    # transformers types `PreTrainedModel.to` through a decorator mypy reads as taking a model, not a device.
+    model.to(dev).eval()  # type: ignore[arg-type]
     return wrap_model(model, tokenizer, str(path_or_id))
 
 

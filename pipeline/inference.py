@@ -115,13 +115,14 @@ class ScoreWithRunInference(beam.PTransform):
 
     def expand(self, documents):
         s, name = self.settings, self.name
-        handler = KeyedModelHandler(DetectorModelHandler(
+        handler: KeyedModelHandler = KeyedModelHandler(DetectorModelHandler(
             name, s.detector_options(name), min_batch_size=s.min_batch_size, max_batch_size=s.max_batch_size,
             max_batch_tokens=s.max_tokens, large_model=s.large_model, model_ids=self.model_ids))
         inference = RunInference(handler)
         if s.gpu_resource_hint:
-            # GPU on the scoring step only: the rest of the job stays on cheap CPU workers.
-            inference = inference.with_resource_hints(accelerator=s.gpu_resource_hint)
+            # GPU on the scoring step only: the rest of the job stays on cheap CPU workers (with_resource_hints
+            # returns the same RunInference, typed as a plain PTransform).
+            inference.with_resource_hints(accelerator=s.gpu_resource_hint)
         main, dead = (documents
                       | "Key" >> beam.Map(lambda doc: (doc.id, doc))
                       | "RunInference" >> inference.with_exception_handling())

@@ -411,10 +411,10 @@ class RunStatsAccumulator:
             if value is not None:
                 if name in FLOAT32_SIGNALS:
                     value = _as_float32(value)
-                key = (name, outcome)
-                hist = self.signals.get(key)
+                signal_key = (name, outcome)
+                hist = self.signals.get(signal_key)
                 if hist is None:
-                    hist = self.signals[key] = Counter()
+                    hist = self.signals[signal_key] = Counter()
                 hist[scale.index(value)] += 1
         if doc.dup_cluster_size is not None:
             size = doc.dup_cluster_size
@@ -438,11 +438,11 @@ class RunStatsAccumulator:
                 continue
             index = score_scale(detector).index(value)
             flagged = int(flags.get(detector, False))
-            for key in ((detector, 0, era), (detector, 1, era, doc.crawl_id), (detector, 2, era, language),
-                        (detector, 3, era, year)):
-                group = self.scores.get(key)
+            for score_key in ((detector, 0, era), (detector, 1, era, doc.crawl_id), (detector, 2, era, language),
+                              (detector, 3, era, year)):
+                group = self.scores.get(score_key)
                 if group is None:
-                    group = self.scores[key] = _new_score_group()
+                    group = self.scores[score_key] = _new_score_group()
                 group[0] += 1
                 group[1] += flagged
                 group[2][index] += 1
@@ -457,12 +457,12 @@ class RunStatsAccumulator:
             self._prune_hosts(HOST_CAPACITY)
 
         if candidate and era in (PRE, POST) and doc.text:
-            key = (era, language or "und")
-            if key[1] in WORD_LANGUAGES:
-                table = self.words.get(key)
-                if table is None:
-                    table = self.words[key] = WordTable()
-                table.add(doc.text)
+            words_key = (era, language or "und")
+            if words_key[1] in WORD_LANGUAGES:
+                words = self.words.get(words_key)
+                if words is None:
+                    words = self.words[words_key] = WordTable()
+                words.add(doc.text)
 
     def _prune_hosts(self, capacity: int) -> None:
         ranked = sorted(self.hosts.items(), key=lambda kv: (-kv[1][0], kv[0]))
@@ -499,11 +499,11 @@ class RunStatsAccumulator:
         self.hosts_dropped += other.hosts_dropped
         if len(self.hosts) > 2 * HOST_CAPACITY:
             self._prune_hosts(HOST_CAPACITY)
-        for key, table in other.words.items():
-            if key in self.words:
-                self.words[key].merge(table)
+        for words_key, words in other.words.items():
+            if words_key in self.words:
+                self.words[words_key].merge(words)
             else:
-                self.words[key] = table
+                self.words[words_key] = words
         return self
 
     # output

@@ -210,7 +210,7 @@ class _IndexKeys(beam.DoFn):
             if self.pre_cutoff_only and not pre:
                 skipped["not_pre_cutoff"] += 1
                 continue
-            times = [to_us(t) for t in (dates[i], seen[i]) if t is not None]
+            times = [us for us in (to_us(t) for t in (dates[i], seen[i])) if us is not None]
             if not times:  # a document without a date cannot date anything
                 skipped["no_date"] += 1
                 continue
@@ -287,7 +287,7 @@ def earliest_per_key(table_name: str, table: pa.Table) -> pa.Table:
 
 def _table_of(table: str, rows: list) -> pa.Table:
     schema = SCHEMAS[table]
-    columns = list(zip(*rows)) if rows else [[] for _ in schema]
+    columns: list = list(zip(*rows)) if rows else [[] for _ in schema]
     arrays = [pa.array(column, pa.int64()).cast(f.type) if f.name == "first_seen" else pa.array(column, f.type)
               for f, column in zip(schema, columns)]
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -531,7 +531,7 @@ def _run(index, inputs, minhash, partitions, documents, beam_args, previous) -> 
     except ReferenceIndexError as exc:
         raise InputError(str(exc)) from exc
     except Exception as exc:  # a DoFn's ReferenceIndexError arrives wrapped by the runner
-        cause = exc
+        cause: BaseException | None = exc
         while cause is not None and not isinstance(cause, ReferenceIndexError):
             cause = cause.__cause__ or cause.__context__
         if cause is not None:

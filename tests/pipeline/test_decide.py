@@ -13,9 +13,10 @@ import pytest
 
 from pipeline.cli import main as lowbg
 from pipeline.decide import decide, source_settings
+from pipeline.dedup.reference import BANDS
 from schemas.run import read_finished_manifest
 from tests.pipeline.conftest import DATA, curate, read_kind
-from tests.pipeline.fake_fs import FakeFileSystem
+from tests.pipeline.dedup.test_reference import index_content
 from tests.pipeline.test_scoring import planted_corpus, write_warc
 
 # The source run: lenient policies, every quality signal stored, fastText scores, machine text kept (the default).
@@ -166,14 +167,6 @@ def test_a_preset_whose_signals_were_not_stored_is_refused(tmp_path, capsys):
     assert not (tmp_path / "d" / "manifest.json").exists()
 
 
-@pytest.fixture
-def fakefs(tmp_path):
-    FakeFileSystem.root, FakeFileSystem.full_disk = tmp_path / "store", None
-    FakeFileSystem.root.mkdir()
-    yield FakeFileSystem
-    FakeFileSystem.root, FakeFileSystem.full_disk = None, None
-
-
 def test_decide_and_index_build_on_a_run_in_an_object_store(source_run, fakefs, tmp_path):
     """The same run copied into a Beam filesystem that is not local (an object store without directories, in a
     test folder): `lowbg decide` reads it and writes its output there, `lowbg index build` reads it, and both
@@ -191,12 +184,14 @@ def test_decide_and_index_build_on_a_run_in_an_object_store(source_run, fakefs, 
             remote_rows = pq.read_table(fakefs.root / "runs" / "strict" / name)
             assert remote_rows.equals(pq.read_table(tmp_path / "strict" / name))
 
-    # lowbg index build: a run folder URL (its manifest names the curated shards), and a pattern inside the run.
+    # lowbg index build: a run folder URL (its manifest names the curated shards) and a pattern inside the run,
+    # into an index on the object store too; the index holds what the one built from the local copy holds.
     assert lowbg(["index", "build", "--input", str(source_run), "--output", str(tmp_path / "index-local")]) == 0
+    local_index = index_content(str(tmp_path / "index-local"))
+    assert local_index[BANDS]
     for i, source in enumerate(("fakefs://runs/source", "fakefs://runs/source/curated/*.parquet")):
-        assert lowbg(["index", "build", "--input", source, "--output", str(tmp_path / f"index-{i}")]) == 0
-        for name in ("bands.parquet", "signatures.parquet"):
-            assert pq.read_table(tmp_path / f"index-{i}" / name).equals(pq.read_table(tmp_path / "index-local" / name))
+        assert lowbg(["index", "build", "--input", source, "--output", f"fakefs://index-{i}"]) == 0
+        assert index_content(f"fakefs://index-{i}") == local_index
 
 
 def test_settings_a_manifest_does_not_record_are_curates_defaults():

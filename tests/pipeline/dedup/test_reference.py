@@ -191,7 +191,7 @@ def test_mismatching_missing_or_old_index_is_refused_before_work(reference, tmp_
         Dedup(DedupSettings(reference_index=str(old)))
 
 
-def _content(index: str) -> dict:
+def index_content(index: str) -> dict:
     """An index by what it holds: every row of every table, as sorted tuples (not files or generations)."""
     return {t: sorted(tuple(sorted(r.items())) for r in read_table(index, t).to_pylist()) for t in
             (EXACT, BANDS, SIGNATURES)}
@@ -212,7 +212,7 @@ def test_extend_equals_a_rebuild_and_refuses_a_run_twice(tmp_path, aut_pages, do
     assert grown["generation"] == 1
     grown = extend_index(str(tmp_path / "grown"), [run_b])
     assert grown["generation"] == 2 and [r["run"] for r in grown["runs"]] == [run_a, run_b]
-    assert _content(str(tmp_path / "grown")) == _content(str(tmp_path / "whole"))
+    assert index_content(str(tmp_path / "grown")) == index_content(str(tmp_path / "whole"))
     assert {k: grown["counts"][k] for k in (EXACT, BANDS, SIGNATURES)} == \
         {k: whole["counts"][k] for k in (EXACT, BANDS, SIGNATURES)}
     assert not list((tmp_path / "grown" / "g00001").rglob("*.parquet"))  # the old generation is gone
