@@ -48,7 +48,7 @@ from typing import BinaryIO
 import pyarrow.parquet as pq
 
 import schemas
-from common.cli import ArgumentParser, InputError, csv_list, fraction, non_negative_int, run_command
+from common.cli import ArgumentParser, InputError, run_command
 from common.flags import add_flag
 from detectors.registry import DetectorSpec, published_thresholds
 from pipeline import quality
@@ -110,20 +110,16 @@ def build_parser() -> ArgumentParser:
     p = ArgumentParser(prog="lowbg decide", description=__doc__.split("\n\n")[0])
     p.add_argument("--input", required=True, metavar="RUN_DIR", help="output folder of a `lowbg curate` run")
     p.add_argument("--output", required=True, metavar="DIR", help="a new folder (not the input, nor in it)")
-    p.add_argument("--languages", type=csv_list, default=None, metavar="en,de,...",
-                   help="keep only these languages (default: the run's)")
+    for flag in ("--languages", "--min-language-score", "--min-words", "--quality-preset"):
+        add_pipeline_flag(p, flag, default=None, default_note="the run's")
     p.add_argument("--all-languages", action="store_true", help="drop the run's --languages restriction")
-    p.add_argument("--min-language-score", type=fraction, default=None,
-                   help="reject documents whose stored language-ID confidence is lower (default: the run's)")
-    p.add_argument("--min-words", type=non_negative_int, default=None,
-                   help="reject documents with fewer stored words (default: the run's)")
-    p.add_argument("--quality-preset", choices=list(quality.PRESETS), default=None,
-                   help="re-apply this preset's rules to the stored signals (default: the run's)")
     add_flag(p, "--target-fpr", default=None, default_note="the run's")
     for flag in ("--min-calibration-docs", "--on-uncertain"):
         add_pipeline_flag(p, flag, default=None, default_note="the run's")
-    p.add_argument("--on-machine", choices=[c for c in ON_MACHINE if c != "auto"], default=None,
-                   help="reject (machine_generated) or keep what the deciding detector flags (default: the run's)")
+    # `auto` is curate's rule for a run's detectors, already resolved in the run's settings: decide says keep or
+    # reject.
+    add_pipeline_flag(p, "--on-machine", default=None, default_note="the run's",
+                      choices=[c for c in ON_MACHINE if c != "auto"])
     add_pipeline_flag(p, "--thresholds")
     add_flag(p, "--allow-incomplete")
     add_flag(p, "--overwrite")

@@ -96,8 +96,18 @@ def _detector_list(value: str) -> list[str]:
     return canonical
 
 
-_MINHASH, _DECISION = MinHashSettings(), DecisionSettings()
+_MINHASH, _DECISION, _LANGUAGE, _QUALITY = MinHashSettings(), DecisionSettings(), LanguageSettings(), QualitySettings()
 PIPELINE_FLAGS: dict[str, Flag] = {f.name: f for f in (
+    Flag("--languages", {"type": csv_list, "default": _LANGUAGE.languages, "metavar": "en,de,...",
+                         "help": "keep only these languages"}),
+    Flag("--min-language-score", {"type": fraction, "default": _LANGUAGE.min_score,
+                                  "help": "reject documents whose language-ID confidence is lower (FineWeb: 0.65)"}),
+    Flag("--min-words", {"type": non_negative_int, "default": _QUALITY.min_words,
+                         "help": "reject documents with fewer words"}),
+    Flag("--quality-preset", {"choices": QUALITY_PRESETS, "default": _QUALITY.preset,
+                              "help": "a named set of published quality rules: gopher-quality, gopher-repetition, "
+                              "gopher (both; Rae et al. 2021), c4 (Raffel et al. 2020; keeps C4's lines), fineweb "
+                              "(Penedo et al. 2024: Gopher + C4 + FineWeb's filters; keeps C4's lines)"}),
     Flag("--minhash-num-perm", {"type": positive_int, "default": _MINHASH.num_perm, "help": "MinHash permutations"}),
     Flag("--minhash-threshold", {"type": fraction, "default": _MINHASH.threshold,
                                  "help": "Jaccard similarity above which two documents are near duplicates"}),
@@ -160,20 +170,14 @@ def build_curate_parser() -> ArgumentParser:
                       "release)")
 
     lang = p.add_argument_group("language and quality")
-    lang.add_argument("--languages", type=csv_list, default=language.languages, metavar="en,de,...",
-                      help="keep only these languages (default: all)")
-    lang.add_argument("--min-language-score", type=fraction, default=language.min_score,
-                      help="reject documents whose language-ID confidence is lower (FineWeb: 0.65)")
+    add_pipeline_flag(lang, "--languages", default_note="all")
+    add_pipeline_flag(lang, "--min-language-score")
     lang.add_argument("--skip-language-id", action="store_true",
                       help="do not run language ID (language stays null; --languages cannot be used)")
     lang.add_argument("--language-model", default=language.model, metavar="PATH",
                       help="fastText language-ID model (default: the bundled lid.176.ftz)")
-    lang.add_argument("--min-words", type=non_negative_int, default=QualitySettings().min_words,
-                      help="reject documents with fewer words")
-    lang.add_argument("--quality-preset", choices=QUALITY_PRESETS, default=QualitySettings().preset,
-                      help="a named set of published quality rules: gopher-quality, gopher-repetition, gopher "
-                      "(both; Rae et al. 2021), c4 (Raffel et al. 2020; keeps C4's lines), fineweb (Penedo et al. "
-                      "2024: Gopher + C4 + FineWeb's filters; keeps C4's lines)")
+    for flag in ("--min-words", "--quality-preset"):
+        add_pipeline_flag(lang, flag)
     lang.add_argument("--quality-signals", type=_signal_groups, default=list(QualitySettings().signals),
                       metavar="GROUP[,GROUP]",
                       help="quality signal groups to compute and store besides the preset's, for a later lowbg "
