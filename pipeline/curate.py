@@ -125,20 +125,26 @@ def build(pipeline: beam.Pipeline, settings: CurateSettings, processed_at: dt.da
         stages.append(stages[-1][KEPT] | "CalibrateAndDecide" >> decide)
         thresholds = decide.thresholds
 
+    # No Flatten of documents or errors: Beam's local runner materialises a Flatten's output (every element
+    # buffered before the next stage runs). The sinks and the statistics take the lists and flatten only what
+    # they reduce them to (run file paths, partial statistics).
     curated = stages[-1][KEPT]
-    rejected = [stage[REJECTED_TAG] for stage in stages if REJECTED_TAG in stage] | "AllRejected" >> beam.Flatten()
-    errors = ([read["errors"]] + [stage[ERRORS] for stage in stages if ERRORS in stage]
-              | "AllErrors" >> beam.Flatten()
-              | "StampErrors" >> beam.Map(_stamp_error, processed_at, version))
+    rejected = [stage[REJECTED_TAG] for stage in stages if REJECTED_TAG in stage]
+    errors = [pcoll | f"StampErrors{i or ''}" >> beam.Map(_stamp_error, processed_at, version)
+              for i, pcoll in enumerate([read["errors"]] + [stage[ERRORS] for stage in stages if ERRORS in stage])]
     _ = curated | "WriteCurated" >> WriteShards(sinks, "curated", num_buckets)
-    _ = rejected | "WriteRejected" >> WriteShards(sinks, "rejected", num_buckets)
-    _ = errors | "WriteErrors" >> WriteShards(sinks, "errors", num_buckets)
-    documents = (curated, rejected) | "AllDocuments" >> beam.Flatten()
-    _ = ({"documents": documents, "errors": errors}
+    _ = _numbered(rejected) | "WriteRejected" >> WriteShards(sinks, "rejected", num_buckets)
+    _ = _numbered(errors) | "WriteErrors" >> WriteShards(sinks, "errors", num_buckets)
+    _ = ({**_numbered([curated, *rejected], "documents"), **_numbered(errors, "errors")}
          | "RunStats" >> RunStats(output, {"processed_at": processed_at.isoformat()}, thresholds))
     _ = (read["inputs"]
          | "CollectInputs" >> beam.combiners.ToList()
          | "WriteInputs" >> beam.Map(_write_inputs, output))
+
+
+def _numbered(pcolls: list, prefix: str = "") -> dict:
+    """Several inputs of one transform as Beam takes them: a flat dict."""
+    return {f"{prefix}{i}": pcoll for i, pcoll in enumerate(pcolls)}
 
 
 def _stamp_error(error, processed_at: dt.datetime, version: str):

@@ -10,6 +10,8 @@ Memory does not grow with the input (an external merge sort, as a database sorts
   sorts each bucket's buffer and writes it as one sorted *run* (an Arrow IPC stream of the kind's schema, in
   record batches of :data:`RUN_BATCH_ROWS` rows) under a temporary name in the kind's folder
   (``<kind>/.tmp-run-<random>.arrows``), and emits only ``(bucket, run path)``;
+* the shuffle groups run paths, not rows (several inputs, e.g. the rejected documents of every stage, are each
+  spilled on their own and only their run paths flattened: see :class:`WriteShards`);
 * the shuffle groups run paths, not rows (the shuffle used to carry every row of the run: one worker's whole input
   in memory, since a local run has one bucket per input file);
 * ``_WriteBucket`` merges a bucket's runs (``heapq.merge``: a batch of each run in memory at a time) into the one
@@ -50,7 +52,7 @@ from pipeline.settings import SinkSettings
 SPILL_BYTES = 24 * 2**20  # rows buffered by one writer before a sorted run is written (estimated bytes)
 ROW_OVERHEAD_BYTES = 1024  # the estimate of a row's size besides its text: ids, URLs, signals, Python objects
 RUN_BATCH_ROWS = 256  # rows per record batch of a run file: what the merge holds of each run at a time
-ROW_GROUP_ROWS = 4096  # rows per Parquet row group at most
+ROW_GROUP_ROWS = 2048  # rows per Parquet row group at most
 RUN_SUFFIX = ".arrows"
 
 
@@ -179,19 +181,28 @@ class _WriteBucket(beam.DoFn):
 
 
 class WriteShards(beam.PTransform):
-    """PCollection[Document | ErrorRecord] -> PCollection[str] (shard names written): the ``kind`` shards of the
-    run folder ``settings.output``, ``num_buckets`` buckets (resolved by the launcher when the settings leave it
-    open), at most ``settings.shard_size`` rows a file."""
+    """PCollection[Document | ErrorRecord] (or several: {"0": pcoll, "1": ...}) -> PCollection[str] (shards written):
+    the ``kind`` shards of the run folder ``settings.output``, ``num_buckets`` buckets (resolved by the launcher
+    when the settings leave it open), at most ``settings.shard_size`` rows a file."""
 
     def __init__(self, settings: SinkSettings, kind: str, num_buckets: int):
         super().__init__()
         self.output, self.kind, self.num_buckets, self.shard_size = settings.output, kind, num_buckets, \
             settings.shard_size
 
-    def expand(self, pcoll):
-        return (pcoll
-                | "ToRow" >> beam.Map(_to_row)
-                | "SpillRuns" >> beam.ParDo(_SpillRuns(self.output, self.kind, self.num_buckets))
+    def expand(self, pcolls):
+        # Several inputs (every stage's rejected documents) are spilled each on its own and only the run paths are
+        # flattened: a Flatten is a materialisation point of Beam's local runner (every element of its output
+        # buffered, encoded, before the next stage runs), which for whole rows was a copy of the run in memory.
+        inputs = [pcolls[k] for k in sorted(pcolls, key=int)] if isinstance(pcolls, dict) else [pcolls]
+        spill = _SpillRuns(self.output, self.kind, self.num_buckets)
+        runs = [pcoll
+                | f"ToRow{i or ''}" >> beam.Map(_to_row)
+                | f"SpillRuns{i or ''}" >> beam.ParDo(spill)
+                for i, pcoll in enumerate(inputs)]
+        if len(runs) > 1:
+            runs = [runs | "AllRuns" >> beam.Flatten()]
+        return (runs[0]
                 | "GroupRuns" >> beam.GroupByKey()
                 | "WriteParquet" >> beam.ParDo(_WriteBucket(self.output, self.kind, self.shard_size)))
 

@@ -624,11 +624,31 @@ def _error_item(error: ErrorRecord) -> tuple[ErrorRecord, None]:
     return error, None
 
 
-class RunStats(beam.PTransform):
-    """{'documents': final Documents, 'errors': ErrorRecords} -> writes ``stats/`` under ``output``.
+class MergeStatsFn(beam.CombineFn):
+    """Partial accumulators (one per input of :class:`RunStats`) merged into one."""
 
-    ``thresholds``: the run's thresholds as a PCollection holding one dict (from CalibrateAndDecide), or None when
-    the run has no detectors; documents are flagged with the same rule as the decision.
+    def create_accumulator(self) -> RunStatsAccumulator:
+        return RunStatsAccumulator()
+
+    def add_input(self, accumulator: RunStatsAccumulator, element: RunStatsAccumulator) -> RunStatsAccumulator:
+        return accumulator.merge(element)
+
+    def merge_accumulators(self, accumulators) -> RunStatsAccumulator:
+        return RunStatsFn().merge_accumulators(accumulators)
+
+    def extract_output(self, accumulator: RunStatsAccumulator) -> RunStatsAccumulator:
+        return accumulator
+
+
+class RunStats(beam.PTransform):
+    """{'documents': final Documents, 'errors': ErrorRecords} -> writes ``stats/`` under ``output``; several inputs
+    of a kind are given as ``documents0``, ``documents1``, ... (``errors0``, ...).
+
+    Each input is combined on its own into a partial accumulator and only the accumulators are flattened and
+    merged: a Flatten of the documents themselves would hold every document of the run in memory on Beam's local
+    runner (a Flatten is materialised there). ``thresholds``: the run's thresholds as a PCollection holding one
+    dict (from CalibrateAndDecide), or None when the run has no detectors; documents are flagged with the same
+    rule as the decision.
     """
 
     def __init__(self, output: str, run: dict, thresholds=None):
@@ -636,19 +656,27 @@ class RunStats(beam.PTransform):
         self.output, self.run, self.thresholds = output, run, thresholds
 
     def expand(self, pcolls):
-        if self.thresholds is not None:
-            side = beam.pvalue.AsSingleton(self.thresholds)
-            tagged = pcolls["documents"] | "FlagScores" >> beam.Map(_with_flags, side)
-        else:
-            side = None
-            tagged = pcolls["documents"] | "FlagScores" >> beam.Map(_with_flags, None)
-        errors = pcolls["errors"] | "TagErrors" >> beam.Map(_error_item)
-        merged = ((tagged, errors)
+        side = beam.pvalue.AsSingleton(self.thresholds) if self.thresholds is not None else None
+        partials = []
+        for i, documents in enumerate(_inputs(pcolls, "documents")):
+            partials.append(documents
+                            | f"FlagScores{i}" >> beam.Map(_with_flags, side)
+                            | f"DocumentStats{i}" >> beam.CombineGlobally(RunStatsFn()))
+        for i, errors in enumerate(_inputs(pcolls, "errors")):
+            partials.append(errors
+                            | f"TagErrors{i}" >> beam.Map(_error_item)
+                            | f"ErrorStats{i}" >> beam.CombineGlobally(RunStatsFn()))
+        merged = (partials
                   | "StatsInputs" >> beam.Flatten()
-                  | "CombineStats" >> beam.CombineGlobally(RunStatsFn()))
-        if side is not None:
-            return merged | "WriteStats" >> beam.Map(_write_from_accumulator, self.output, self.run, side)
-        return merged | "WriteStats" >> beam.Map(_write_from_accumulator, self.output, self.run, None)
+                  | "CombineStats" >> beam.CombineGlobally(MergeStatsFn()))
+        return merged | "WriteStats" >> beam.Map(_write_from_accumulator, self.output, self.run, side)
+
+
+def _inputs(pcolls: dict, kind: str) -> list:
+    """The inputs of one kind: ``kind`` itself, or ``kind0``, ``kind1``, ... (Beam takes a flat dict of inputs)."""
+    if kind in pcolls:
+        return [pcolls[kind]]
+    return [pcolls[f"{kind}{i}"] for i in range(sum(1 for k in pcolls if k.startswith(kind)))]
 
 
 def _write_from_accumulator(acc: RunStatsAccumulator, output: str, run: dict, thresholds: dict | None) -> str:
