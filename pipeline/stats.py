@@ -49,7 +49,7 @@ import schemas
 from detectors.base import HIGHER_IS_MACHINE
 from pipeline import quality
 from pipeline.document import Document, ErrorRecord
-from pipeline.layout import STATS_FILE, WORDS_FILE, join, write_bytes
+from pipeline.layout import STATS_FILE, WORDS_FILE, join, open_read, write_bytes
 from pipeline.reasons import REASON_MACHINE_GENERATED, REASON_UNCERTAIN
 
 FORMAT = "lowbackground.run-stats/1"
@@ -518,6 +518,54 @@ class RunStatsAccumulator:
                 self.words[key] = table
         return self
 
+    # state (a local run's workers hand their partial statistics to the launcher: JSON, never a pickle)
+
+    def to_state(self) -> dict:
+        """Everything this accumulator holds, unpruned, as JSON (:meth:`from_state` reads it back equal)."""
+        def pairs(counter: Counter) -> list:
+            return [[list(k) if isinstance(k, tuple) else k, n] for k, n in counter.items()]
+
+        def group(g: list) -> list:
+            return [g[0], g[1], pairs(g[2])]
+
+        return {
+            "documents": self.documents,
+            "counts": {name: pairs(table) for name, table in self.counts.items()},
+            "errors": pairs(self.errors),
+            "signals": [[list(k), pairs(h)] for k, h in self.signals.items()],
+            "cluster_sizes": pairs(self.cluster_sizes),
+            "scores": [[list(k), group(g)] for k, g in self.scores.items()],
+            "hosts": [[h, n, {d: group(g) for d, g in per.items()}] for h, (n, per) in self.hosts.items()],
+            "hosts_dropped": self.hosts_dropped,
+            "words": [[list(k), {name: getattr(t, name) if not isinstance(getattr(t, name), Counter)
+                                 else pairs(getattr(t, name)) for name in WordTable.__slots__}]
+                      for k, t in self.words.items()],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> RunStatsAccumulator:
+        def counter(items: list) -> Counter:
+            return Counter({tuple(k) if isinstance(k, list) else k: n for k, n in items})
+
+        def group(g: list) -> list:
+            return [g[0], g[1], counter(g[2])]
+
+        acc = cls()
+        acc.documents = state["documents"]
+        for name, items in state["counts"].items():
+            acc.counts[name] = counter(items)
+        acc.errors = counter(state["errors"])
+        acc.signals = {tuple(k): counter(h) for k, h in state["signals"]}
+        acc.cluster_sizes = counter(state["cluster_sizes"])
+        acc.scores = {tuple(k): group(g) for k, g in state["scores"]}
+        acc.hosts = {h: [n, {d: group(g) for d, g in per.items()}] for h, n, per in state["hosts"]}
+        acc.hosts_dropped = state["hosts_dropped"]
+        for key, fields in state["words"]:
+            table = acc.words[tuple(key)] = WordTable()
+            for name, value in fields.items():
+                setattr(table, name, counter(value) if isinstance(value, list) else value)
+        return acc
+
     # output
 
     def to_json(self, run: dict, thresholds: dict | None, written_by: str) -> tuple[dict, dict]:
@@ -651,9 +699,9 @@ class RunStats(beam.PTransform):
     rule as the decision.
     """
 
-    def __init__(self, output: str, run: dict, thresholds=None):
+    def __init__(self, output: str, run: dict, thresholds=None, write_state: bool = False):
         super().__init__()
-        self.output, self.run, self.thresholds = output, run, thresholds
+        self.output, self.run, self.thresholds, self.write_state = output, run, thresholds, write_state
 
     def expand(self, pcolls):
         side = beam.pvalue.AsSingleton(self.thresholds) if self.thresholds is not None else None
@@ -669,6 +717,8 @@ class RunStats(beam.PTransform):
         merged = (partials
                   | "StatsInputs" >> beam.Flatten()
                   | "CombineStats" >> beam.CombineGlobally(MergeStatsFn()))
+        if self.write_state:  # a worker of a local run (pipeline.local_run): the launcher merges the states
+            _ = merged | "WriteStatsState" >> beam.Map(write_state, self.output)
         return merged | "WriteStats" >> beam.Map(_write_from_accumulator, self.output, self.run, side)
 
 
@@ -695,6 +745,20 @@ def write_stats(output: str, stats: dict, words: dict) -> None:
     write_bytes(join(output, WORDS_FILE), words_bytes)
     stats_bytes = json.dumps(stats, indent=1, sort_keys=True, default=str).encode()
     write_bytes(join(output, STATS_FILE), stats_bytes)
+
+
+STATE_FILE = "stats/.state.json.gz"  # a local run's worker only: its partial statistics, for the launcher
+
+
+def write_state(acc: RunStatsAccumulator, output: str) -> str:
+    path = join(output, STATE_FILE)
+    write_bytes(path, gzip.compress(json.dumps(acc.to_state()).encode(), mtime=0))
+    return path
+
+
+def read_state(output: str) -> RunStatsAccumulator:
+    with open_read(join(output, STATE_FILE)) as fh:
+        return RunStatsAccumulator.from_state(json.loads(gzip.decompress(fh.read())))
 
 
 def stats_of_documents(documents, thresholds: dict | None) -> RunStatsAccumulator:
