@@ -10,10 +10,11 @@ file, as DataTrove splits a job into tasks:
    (a path listed twice and copies of one file always go to the same worker, whose pipeline then records them
    exactly as one worker would). A pattern that cannot be listed or matches nothing goes to worker 0 as a
    pattern, for its pipeline to report as an error row as it always does.
-2. Each worker is a full one-worker run (``--direct_running_mode=in_memory``, its own process, started with
-   ``spawn``) of the same settings over its files, into a private staging folder ``<output>/.tmp-local/<i>``, with
-   the number of buckets and the processing time the launcher resolved for the whole run. Each worker's run is
-   checked (its manifest must balance) before anything is merged.
+2. Each worker is a full one-worker run (``--direct_running_mode=in_memory``, its own process, forked from
+   the launcher before any pipeline runs, so that it inherits the imports) of the same settings over its files,
+   into a private staging folder ``<output>/.tmp-local/<i>``, with the number of buckets and the processing time
+   the launcher resolved for the whole run. Each worker's run is checked (its manifest must balance) before
+   anything is merged.
 3. One deterministic merge (:func:`merge_runs`): every shard bucket is the k-way merge of the workers' sorted
    chunks of that bucket, cut and written exactly as :mod:`pipeline.sinks` writes one worker's
    (:func:`pipeline.sinks.write_chunks`); ``_inputs.jsonl`` is the union of the workers' records sorted by path;
@@ -199,21 +200,25 @@ def run_local(settings: CurateSettings, workers: int) -> dict:
 
 
 def _run_workers(jobs: list[CurateSettings], files: int) -> list[dict]:
-    context = mp.get_context("spawn")  # a fresh interpreter: no Beam or model state forked from the launcher
-    bar = progress.Bar(files) if progress.on_terminal() else None
-    manager_queue = context.Queue() if bar is not None else None
+    # fork where there is one: the workers inherit the launcher's imports (Beam, pyarrow, torch through
+    # apache_beam.ml.inference: ~4.5 CPU-s a process, the largest cost of a worker on small inputs). The launcher
+    # has run no pipeline and started no thread yet (the progress bar's monitor thread starts after the fork).
+    methods = mp.get_all_start_methods()
+    context = mp.get_context("fork" if "fork" in methods else "spawn")
+    progress_queue = context.Queue() if progress.on_terminal() else None
     with context.Pool(len(jobs)) as pool:
-        pending = [pool.apply_async(_worker, (job, manager_queue)) for job in jobs]
+        pending = [pool.apply_async(_worker, (job, progress_queue)) for job in jobs]
+        bar = progress.Bar(files) if progress_queue is not None else None
         while not all(p.ready() for p in pending):
-            if manager_queue is not None:
+            if progress_queue is not None:
                 try:
-                    bar.update(*manager_queue.get(timeout=0.2))
+                    bar.update(*progress_queue.get(timeout=0.2))
                 except queue.Empty:
                     pass
             else:
                 pending[0].wait(0.2)
-        while manager_queue is not None and not manager_queue.empty():
-            bar.update(*manager_queue.get())
+        while progress_queue is not None and not progress_queue.empty():
+            bar.update(*progress_queue.get())
         if bar is not None:
             bar.close()
         return [p.get() for p in pending]  # re-raises a worker's failure
