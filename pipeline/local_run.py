@@ -149,10 +149,19 @@ def worker_settings(settings: CurateSettings, staging: str, paths_file: str | No
     )
 
 
-def _worker(settings: CurateSettings, progress_queue) -> dict:
+_progress_queue = None  # in a worker process: where its progress goes (set by the pool's initializer)
+
+
+def _set_progress_queue(progress_queue) -> None:
+    global _progress_queue
+    _progress_queue = progress_queue
+
+
+def _worker(settings: CurateSettings) -> dict:
     """One worker process: a full one-worker run (its manifest, checked) with its statistics' state kept."""
     from pipeline.curate import run_curate
 
+    progress_queue = _progress_queue
     sink = progress.Batched(lambda f, r: progress_queue.put((f, r))) if progress_queue is not None else None
     try:
         return run_curate(settings, stats_state=True, progress_sink=sink or _no_progress)
@@ -206,8 +215,9 @@ def _run_workers(jobs: list[CurateSettings], files: int) -> list[dict]:
     methods = mp.get_all_start_methods()
     context = mp.get_context("fork" if "fork" in methods else "spawn")
     progress_queue = context.Queue() if progress.on_terminal() else None
-    with context.Pool(len(jobs)) as pool:
-        pending = [pool.apply_async(_worker, (job, progress_queue)) for job in jobs]
+    # a queue reaches the workers by inheritance only: through the pool's initializer, not as an argument
+    with context.Pool(len(jobs), initializer=_set_progress_queue, initargs=(progress_queue,)) as pool:
+        pending = [pool.apply_async(_worker, (job,)) for job in jobs]
         bar = progress.Bar(files) if progress_queue is not None else None
         while not all(p.ready() for p in pending):
             if progress_queue is not None:

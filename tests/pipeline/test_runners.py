@@ -113,3 +113,22 @@ def test_local_workers_refuse_what_crosses_files(tmp_path, capsys):
     assert lowbg(argv) == 2 and "--dedup" in capsys.readouterr().err
     assert lowbg(argv[:-4] + ["--detectors", "fasttext", "--dedup", "none", "--local-workers", "2"]) == 2
     assert "--thresholds" in capsys.readouterr().err
+
+
+def test_progress_counts_every_record_and_file_and_draws_nothing_off_a_terminal(tmp_path, capsys):
+    from pipeline.curate import run_curate
+    from pipeline.options import parse_curate_args
+
+    seen = {"files": 0, "records": 0}
+
+    def sink(files, records):
+        seen["files"] += files
+        seen["records"] += records
+
+    inputs = [str(DATA / "cc-main-2020-34.warc.gz"), str(DATA / "malformed" / "clipped.warc.gz")]
+    argv = ["--output", str(tmp_path / "out"), "--detectors", "none", "--dedup", "none", "--skip-language-id"]
+    manifest = run_curate(parse_curate_args(argv + [a for p in inputs for a in ("--input", p)]), progress_sink=sink)
+    assert seen == {"files": 2, "records": sum(i["records_read"] for i in manifest["inputs"])}
+    assert seen["records"] > 40
+    curate(tmp_path / "plain", *inputs, extra=("--dedup", "none", "--skip-language-id"))
+    assert "records/s" not in capsys.readouterr().err  # pytest's stderr is not a terminal: no bar
