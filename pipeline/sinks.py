@@ -49,9 +49,9 @@ from pipeline.document import Document, ErrorRecord
 from pipeline.layout import TMP_PREFIX, delete, join, open_read, shard_name, write_atomically
 from pipeline.settings import SinkSettings
 
-SPILL_BYTES = 24 * 2**20  # rows buffered by one writer before a sorted run is written (estimated bytes)
+SPILL_BYTES = 12 * 2**20  # rows buffered by one writer before a sorted run is written (estimated bytes)
 ROW_OVERHEAD_BYTES = 1024  # the estimate of a row's size besides its text: ids, URLs, signals, Python objects
-RUN_BATCH_ROWS = 256  # rows per record batch of a run file: what the merge holds of each run at a time
+RUN_BATCH_ROWS = 64  # rows per record batch of a run file: what the merge holds of each run at a time
 ROW_GROUP_ROWS = 2048  # rows per Parquet row group at most
 RUN_SUFFIX = ".arrows"
 
