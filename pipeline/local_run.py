@@ -199,8 +199,7 @@ def run_local(settings: CurateSettings, workers: int) -> dict:
             write_bytes(paths_file, "".join(p + "\n" for p in paths).encode())
         jobs.append(worker_settings(settings, stagings[i], paths_file, patterns, num_buckets, processed_at))
     try:
-        manifests = _run_workers(jobs, listing.files)
-        merge_runs(stagings, output, num_buckets, settings.sinks.shard_size)
+        manifests = _run_workers(jobs, listing.files, stagings, output, num_buckets, settings.sinks.shard_size)
     finally:
         _remove_tree(staging_root)
     extra = {"processed_at": processed_at.isoformat(), "num_buckets": num_buckets}
@@ -208,7 +207,9 @@ def run_local(settings: CurateSettings, workers: int) -> dict:
                       job_finished=True)
 
 
-def _run_workers(jobs: list[CurateSettings], files: int) -> list[dict]:
+def _run_workers(jobs: list[CurateSettings], files: int, stagings: list[str], output: str, num_buckets: int,
+                 shard_size: int) -> list[dict]:
+    """Run the workers, then merge their runs (the buckets merged in parallel by the same processes)."""
     # fork where there is one: the workers inherit the launcher's imports (Beam, pyarrow, torch through
     # apache_beam.ml.inference: ~4.5 CPU-s a process, the largest cost of a worker on small inputs). The launcher
     # has run no pipeline and started no thread yet (the progress bar's monitor thread starts after the fork).
@@ -231,7 +232,9 @@ def _run_workers(jobs: list[CurateSettings], files: int) -> list[dict]:
             bar.update(*progress_queue.get())
         if bar is not None:
             bar.close()
-        return [p.get() for p in pending]  # re-raises a worker's failure
+        manifests = [p.get() for p in pending]  # re-raises a worker's failure
+        merge_runs(stagings, output, num_buckets, shard_size, pool.starmap)
+        return manifests
 
 
 def sum_metrics(per_worker) -> dict[str, dict[str, int]]:
@@ -247,18 +250,26 @@ def sum_metrics(per_worker) -> dict[str, dict[str, int]]:
 # --- merge --------------------------------------------------------------------------------------------------
 
 
-def merge_runs(stagings: list[str], output: str, num_buckets: int, shard_size: int) -> None:
-    """The workers' runs (in ``stagings``) into one run in ``output`` (module docstring, step 3)."""
-    for kind in SHARD_KINDS:
-        for bucket in range(num_buckets):
-            sources = [chunks for staging in stagings if (chunks := _bucket_chunks(staging, kind, bucket))]
-            if sources:
-                rows = merge_sorted([_read_chunks(chunks) for chunks in sources], kind)
-                for _ in write_chunks(rows, kind, shard_size, output, bucket):
-                    pass
+def merge_runs(stagings: list[str], output: str, num_buckets: int, shard_size: int, starmap=None) -> None:
+    """The workers' runs (in ``stagings``) into one run in ``output`` (module docstring, step 3). Buckets are
+    independent: ``starmap`` (a pool's) merges them in parallel."""
+    tasks = [(stagings, output, kind, bucket, shard_size) for kind in SHARD_KINDS for bucket in range(num_buckets)]
+    if starmap is None:
+        for task in tasks:
+            merge_bucket(*task)
+    else:
+        starmap(merge_bucket, tasks, chunksize=max(1, len(tasks) // 16))
     _merge_inputs(stagings, output)
     thresholds = _merge_thresholds(stagings, output)
     _merge_stats(stagings, output, thresholds)
+
+
+def merge_bucket(stagings: list[str], output: str, kind: str, bucket: int, shard_size: int) -> None:
+    sources = [chunks for staging in stagings if (chunks := _bucket_chunks(staging, kind, bucket))]
+    if sources:
+        rows = merge_sorted([_read_chunks(chunks) for chunks in sources], kind)
+        for _ in write_chunks(rows, kind, shard_size, output, bucket):
+            pass
 
 
 def _bucket_chunks(staging: str, kind: str, bucket: int) -> list[str]:
