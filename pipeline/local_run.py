@@ -17,7 +17,8 @@ file, as DataTrove splits a job into tasks:
    anything is merged.
 3. One deterministic merge (:func:`merge_runs`): every shard bucket is the k-way merge of the workers' sorted
    chunks of that bucket, cut and written exactly as :mod:`pipeline.sinks` writes one worker's
-   (:func:`pipeline.sinks.write_chunks`); ``_inputs.jsonl`` is the union of the workers' records sorted by path;
+   (:func:`pipeline.sinks.write_chunks`), buckets in parallel on the workers' processes; ``_inputs.jsonl`` is
+   the union of the workers' records sorted by path;
    the statistics are the workers' partial accumulators (:data:`pipeline.stats.STATE_FILE`, JSON) merged; a
    thresholds file is the one all workers wrote. Then the staging folder is deleted and the manifest is written
    from what is on disk (:func:`pipeline.curate.finish_run`), with the counters of all workers summed.
