@@ -139,8 +139,9 @@ def _write_chunk(sink, kind: str, head: dict, rows: Iterator[dict], shard_size: 
 class _SpillRuns(beam.DoFn):
     """Rows -> (bucket, run path): sorted runs of at most :data:`SPILL_BYTES` per bucket (module docstring)."""
 
-    def __init__(self, output: str, kind: str, num_buckets: int, spill_bytes: int = SPILL_BYTES):
-        self.output, self.kind, self.num_buckets, self.spill_bytes = output, kind, num_buckets, spill_bytes
+    def __init__(self, output: str, kind: str, num_buckets: int, spill_bytes: int | None = None):
+        self.output, self.kind, self.num_buckets = output, kind, num_buckets
+        self.spill_bytes = spill_bytes if spill_bytes is not None else SPILL_BYTES
 
     def start_bundle(self):
         self.buffers: dict[int, list[dict]] = {}

@@ -132,3 +132,20 @@ def test_progress_counts_every_record_and_file_and_draws_nothing_off_a_terminal(
     assert seen["records"] > 40
     curate(tmp_path / "plain", *inputs, extra=("--dedup", "none", "--skip-language-id"))
     assert "records/s" not in capsys.readouterr().err  # pytest's stderr is not a terminal: no bar
+
+
+def test_sinks_write_the_same_shards_from_many_spilled_runs(tmp_path, monkeypatch):
+    """The sinks' external merge sort: with a spill budget of one byte every row is its own sorted run, merged
+    back into the same shards, byte for byte, as when each bucket fits in one run; and no run file is left."""
+    import pipeline.sinks
+
+    inputs = (str(DATA / "cc-main-2020-34.warc.gz"), str(DATA / "malformed" / "clipped.warc.gz"))
+    extra = ("--dedup", "none", "--shard-size", "3", "--num-buckets", "2", "--direct_running_mode=in_memory")
+    a, b = tmp_path / "one-run", tmp_path / "many-runs"
+    curate(a, *inputs, extra=extra)
+    monkeypatch.setattr(pipeline.sinks, "SPILL_BYTES", 1)
+    curate(b, *inputs, extra=extra)
+    fa, fb = _run_files(a), _run_files(b)
+    assert fa.keys() == fb.keys() and sum(k.startswith("curated/") for k in fa) > 2  # chunks of one bucket
+    assert [k for k in fa if fa[k] != fb[k]] == []
+    assert not list(b.rglob(".tmp-*"))
