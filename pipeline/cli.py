@@ -19,12 +19,12 @@ from common.cli import DEBUG_ENV, closest, one_line_argparse_errors, quiet_libra
 def curate_main(argv: list[str]) -> int:
     """`lowbg curate`: its command line is parsed and checked before the pipeline is imported (that import pulls
     in torch and Beam's ML modules: seconds), so a typo is answered at once."""
-    from pipeline.options import parse_curate_args
+    from pipeline.options import parse_curate_args, parse_local_workers
 
     args = parse_curate_args(argv)
     from pipeline.curate import main as run
 
-    return run(args)
+    return run(args, parse_local_workers(argv))
 
 
 # name -> (module:function, bad-input exception types of that command as module:name, one-line summary)

@@ -29,6 +29,7 @@ from apache_beam.runners.runner import PipelineState
 import schemas
 from common.cli import ArgumentParser, InputError, RunFailed, run_command
 from common.hashing import in_sample
+from pipeline import progress
 from pipeline.decision import CalibrateAndDecide, check_thresholds_file
 from pipeline.dedup import Dedup, ReferenceIndexError
 from pipeline.document import utcnow
@@ -50,7 +51,7 @@ from pipeline.layout import (
     write_bytes,
 )
 from pipeline.manifest import UnbalancedRun, build_manifest, check_balance, write_manifest
-from pipeline.options import parse_curate_args
+from pipeline.options import parse_curate_args, parse_local_workers
 from pipeline.policy import ContentPolicy
 from pipeline.quality import QualityStep
 from pipeline.scoring import ScoreCascade, detector_specs
@@ -117,7 +118,7 @@ def document_steps(settings: CurateSettings) -> list:
 
 
 def build(pipeline: beam.Pipeline, settings: CurateSettings, processed_at: dt.datetime, num_buckets: int,
-          detectors: list, dedup: Dedup, planned: list[str] | None = None) -> None:
+          detectors: list, dedup: Dedup, planned: list[str] | None = None, stats_state: bool = False) -> None:
     """The graph (module docstring): each stage's kept documents go to the next stage, its rejected documents to
     the rejected shards and its errors to the errors shards (:mod:`pipeline.steps`' stage contract)."""
     version = schemas.package_version()
@@ -134,20 +135,26 @@ def build(pipeline: beam.Pipeline, settings: CurateSettings, processed_at: dt.da
         stages.append(stages[-1][KEPT] | "CalibrateAndDecide" >> decide)
         thresholds = decide.thresholds
 
+    # No Flatten of documents or errors: Beam's local runner materialises a Flatten's output (every element
+    # buffered before the next stage runs). The sinks and the statistics take the lists and flatten only what
+    # they reduce them to (run file paths, partial statistics).
     curated = stages[-1][KEPT]
-    rejected = [stage[REJECTED_TAG] for stage in stages if REJECTED_TAG in stage] | "AllRejected" >> beam.Flatten()
-    errors = ([read["errors"]] + [stage[ERRORS] for stage in stages if ERRORS in stage]
-              | "AllErrors" >> beam.Flatten()
-              | "StampErrors" >> beam.Map(_stamp_error, processed_at, version))
+    rejected = [stage[REJECTED_TAG] for stage in stages if REJECTED_TAG in stage]
+    errors = [pcoll | f"StampErrors{i or ''}" >> beam.Map(_stamp_error, processed_at, version)
+              for i, pcoll in enumerate([read["errors"]] + [stage[ERRORS] for stage in stages if ERRORS in stage])]
     _ = curated | "WriteCurated" >> WriteShards(sinks, "curated", num_buckets)
-    _ = rejected | "WriteRejected" >> WriteShards(sinks, "rejected", num_buckets)
-    _ = errors | "WriteErrors" >> WriteShards(sinks, "errors", num_buckets)
-    documents = (curated, rejected) | "AllDocuments" >> beam.Flatten()
-    _ = ({"documents": documents, "errors": errors}
-         | "RunStats" >> RunStats(output, {"processed_at": processed_at.isoformat()}, thresholds))
+    _ = _numbered(rejected) | "WriteRejected" >> WriteShards(sinks, "rejected", num_buckets)
+    _ = _numbered(errors) | "WriteErrors" >> WriteShards(sinks, "errors", num_buckets)
+    _ = ({**_numbered([curated, *rejected], "documents"), **_numbered(errors, "errors")}
+         | "RunStats" >> RunStats(output, {"processed_at": processed_at.isoformat()}, thresholds, stats_state))
     _ = (read["inputs"]
          | "CollectInputs" >> beam.combiners.ToList()
          | "WriteInputs" >> beam.Map(_write_inputs, output))
+
+
+def _numbered(pcolls: list, prefix: str = "") -> dict:
+    """Several inputs of one transform as Beam takes them: a flat dict."""
+    return {f"{prefix}{i}": pcoll for i, pcoll in enumerate(pcolls)}
 
 
 def _stamp_error(error, processed_at: dt.datetime, version: str):
@@ -185,7 +192,17 @@ def query_counters(result) -> dict[str, dict[str, int]]:
     return {stage: dict(sorted(names.items())) for stage, names in sorted(totals.items())}
 
 
-def run_curate(argv: list[str] | CurateSettings) -> dict:
+def runs_in_process(beam_args: tuple[str, ...]) -> bool:
+    """The DirectRunner with its DoFns in this process (not ``multi_processing``): the reader's progress reaches
+    the launcher (:mod:`pipeline.progress`)."""
+    joined = " ".join(beam_args)
+    return "multi_processing" not in joined and all(
+        a.split("=", 1)[-1] in ("DirectRunner", "direct") for a in beam_args if a.startswith("--runner="))
+
+
+def run_curate(argv: list[str] | CurateSettings, stats_state: bool = False, progress_sink=None) -> dict:
+    """One run (one worker's, for :mod:`pipeline.local_run`, which asks for its statistics' state and takes its
+    progress through ``progress_sink``); returns its manifest."""
     settings = argv if isinstance(argv, CurateSettings) else parse_curate_args(argv)
     output = settings.sinks.output
     # The output first (cheap, and the commonest surprise), then everything else that can be checked without
@@ -222,10 +239,19 @@ def run_curate(argv: list[str] | CurateSettings) -> dict:
     num_buckets = settings.sinks.num_buckets or max(1, min(MAX_DEFAULT_BUCKETS, n_inputs or 256))
     options = PipelineOptions(list(settings.beam_args))
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, settings, processed_at, num_buckets, detectors, dedup, planned)
-    result = pipeline.run()
-    if getattr(result, "has_job", True):
-        result.wait_until_finish()
+    build(pipeline, settings, processed_at, num_buckets, detectors, dedup, planned, stats_state)
+    bar = None
+    if progress_sink is None and progress.on_terminal() and runs_in_process(settings.beam_args):
+        bar = progress.Bar(n_inputs if not settings.ingest.input_lists else None)
+        progress_sink = bar.update
+    try:
+        with progress.installed(progress_sink):
+            result = pipeline.run()
+            if getattr(result, "has_job", True):
+                result.wait_until_finish()
+    finally:
+        if bar is not None:
+            bar.close()
     if not getattr(result, "has_job", True):
         # A Flex Template launch or --dry_run submits (or only builds) a job: there is nothing on disk yet. The
         # manifest is written afterwards with `lowbg manifest OUTPUT`.
@@ -319,9 +345,15 @@ def summary(manifest: dict) -> str:
     ])
 
 
-def _curate(argv: list[str] | CurateSettings) -> int:
+def _curate(argv: list[str] | CurateSettings, local_workers: int | None) -> int:
     settings = argv if isinstance(argv, CurateSettings) else parse_curate_args(argv)
-    manifest = run_curate(settings)
+    workers = local_workers or (1 if isinstance(argv, CurateSettings) else parse_local_workers(argv))
+    if workers > 1:
+        from pipeline.local_run import run_local
+
+        manifest = run_local(settings, workers)
+    else:
+        manifest = run_curate(settings)
     if not manifest:
         print("job submitted; when it has finished, write its manifest with: lowbg manifest OUTPUT")
         return 0
@@ -330,6 +362,6 @@ def _curate(argv: list[str] | CurateSettings) -> int:
     return 0
 
 
-def main(argv: list[str] | CurateSettings) -> int:
-    """`lowbg curate`: ``argv`` (or the options already parsed from it)."""
-    return run_command("lowbg curate", lambda: _curate(argv))
+def main(argv: list[str] | CurateSettings, local_workers: int | None = None) -> int:
+    """`lowbg curate`: ``argv`` (or the options already parsed from it, and ``--local-workers``)."""
+    return run_command("lowbg curate", lambda: _curate(argv, local_workers))

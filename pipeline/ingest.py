@@ -24,6 +24,7 @@ from collections.abc import Iterable, Sequence
 import apache_beam as beam
 
 from common.hashing import in_sample
+from pipeline import progress
 from pipeline.document import ErrorRecord
 from pipeline.extract import record_to_document
 from pipeline.layout import list_files, open_read
@@ -173,19 +174,25 @@ class _ReadFiles(beam.DoFn):
 
     def process(self, element: tuple[str, int | None, int]) -> Iterable:
         path, size, listed = element
+        shown = 0  # records reported to the progress bar (pipeline.progress) so far; the file's total at its end
         for item in WarcFileReader(path, open_read, size, self.max_payload_bytes):
             if isinstance(item, WarcRecord):
                 self.counters.count("records_read")
                 self.counters.kept()
+                progress.report(records=1)
+                shown += 1
                 yield item
             elif isinstance(item, Skipped):
                 self.counters.count("records_read")
+                progress.report(records=1)
+                shown += 1
                 self.counters.count(f"skipped_{item.record_type}")
             elif isinstance(item, ErrorRecord):
                 self.counters.error(item.reason)
                 yield beam.pvalue.TaggedOutput(ERRORS, item)
             elif isinstance(item, InputStats):
                 self.counters.count("files_read")
+                progress.report(files=1, records=item.records - shown)
                 notes = item.notes + ([f"listed {listed} times: read once"] if listed > 1 else [])
                 yield beam.pvalue.TaggedOutput(INPUTS_TAG, {
                     "path": item.path, "size": item.size, "sha256": item.sha256, "records": item.records,

@@ -163,6 +163,10 @@ def build_curate_parser() -> ArgumentParser:
     io.add_argument("--processed-at", type=utc_time, default=None,
                     help="processing timestamp written on every row (default: now); set it for reproducible output")
     add_flag(io, "--overwrite")
+    io.add_argument("--local-workers", type=positive_int, default=1, metavar="N",
+                    help="a local run on N processes, each a one-worker run over its share of the input files, "
+                    "merged into the output one worker would write (byte for byte); not with --dedup exact|near "
+                    "or run-calibrated thresholds (docs/scaling.md)")
 
     prov = p.add_argument_group("provenance")
     prov.add_argument("--cutoff", type=utc_time, default=cutoff,
@@ -266,6 +270,13 @@ def parse_curate_args(argv: list[str]) -> CurateSettings:
         parser.error("--languages needs language ID: drop --skip-language-id")
     check_runner_options(beam_args, ns, parser)
     return settings_from(ns, quiet_local_workers(beam_args))
+
+
+def parse_local_workers(argv: list[str]) -> int:
+    """``--local-workers`` of a command line that :func:`parse_curate_args` accepted (a way of running, not a
+    setting: the output is the same whatever its value, so the manifest does not record it)."""
+    ns, _ = build_curate_parser().parse_known_args(argv)
+    return ns.local_workers
 
 
 _NOT_A_FLAG = "neither a lowbg curate flag nor a Beam pipeline option"

@@ -1,27 +1,59 @@
-"""Parquet sinks: deterministic, size-bounded shards for curated, rejected and error rows.
+"""Parquet sinks: deterministic, size-bounded shards for curated, rejected and error rows, in bounded memory.
 
 Rows are spread over ``num_buckets`` buckets by a hash of their id, each bucket is sorted by source position
 and cut into files of at most ``shard_size`` rows: ``<kind>/part-<bucket>-<chunk>.parquet``. The same input
 gives byte-identical rows in identically named files whatever the runner or its parallelism.
 
+Memory does not grow with the input (an external merge sort, as a database sorts what does not fit):
+
+* ``SpillRuns``: each worker buffers the rows it is given per bucket up to :data:`SPILL_BYTES` (estimated), then
+  sorts each bucket's buffer and writes it as one sorted *run* (an Arrow IPC stream of the kind's schema, in
+  record batches of :data:`RUN_BATCH_ROWS` rows) under a temporary name in the kind's folder
+  (``<kind>/.tmp-run-<random>.arrows``), and emits only ``(bucket, run path)``;
+* the shuffle groups run paths, not rows (several inputs, e.g. the rejected documents of every stage, are each
+  spilled on their own and only their run paths flattened: see :class:`WriteShards`);
+* the shuffle groups run paths, not rows (the shuffle used to carry every row of the run: one worker's whole input
+  in memory, since a local run has one bucket per input file);
+* ``_WriteBucket`` merges a bucket's runs (``heapq.merge``: a batch of each run in memory at a time) into the one
+  sorted order, cuts it into chunks and writes each chunk as Parquet row groups of at most :data:`ROW_GROUP_ROWS`
+  rows, streamed (``pyarrow.parquet.ParquetWriter``), then deletes the runs.
+
+A chunk of at most :data:`ROW_GROUP_ROWS` rows is one row group, byte for byte what ``pyarrow.parquet.write_table``
+writes; larger chunks have several row groups of that size (the row group is Parquet's unit of reading anyway).
+The order of rows equal in their whole sort key (the same record twice) is the order the runs were merged in,
+as it was the order the shuffle delivered them before.
+
 Every shard is written with :func:`pipeline.layout.write_atomically` (as is every other file of a run): under
 a unique temporary name (``.tmp-<random>-<name>``), closed (and fsynced on local disk), then renamed into place.
 A crashed, killed or retried worker, or a full disk, leaves at worst a ``.tmp-`` file (which readers ignore and
-``lowbg manifest`` reports), never a half-written file under its final name. Names and paths are
-:mod:`pipeline.layout`'s.
+``lowbg manifest`` reports; a run file of a retried bundle is one of them), never a half-written file under its
+final name. Names and paths are :mod:`pipeline.layout`'s.
 """
 
 from __future__ import annotations
 
-import functools
+import heapq
+import uuid
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.transforms.window import GlobalWindows
 
 import schemas
 from pipeline.document import Document, ErrorRecord
-from pipeline.layout import join, shard_name, write_atomically
+from pipeline.layout import TMP_PREFIX, delete, join, open_read, shard_name, write_atomically
 from pipeline.settings import SinkSettings
+
+SPILL_BYTES = 12 * 2**20  # rows buffered by one writer before a sorted run is written (estimated bytes)
+ROW_OVERHEAD_BYTES = 1024  # the estimate of a row's size besides its text: ids, URLs, signals, Python objects
+RUN_BATCH_ROWS = 64  # rows per record batch of a run file: what the merge holds of each run at a time
+ROW_GROUP_ROWS = 2048  # rows per Parquet row group at most
+RUN_SUFFIX = ".arrows"
 
 
 def _bucket(key: str, num_buckets: int) -> int:
@@ -37,38 +69,142 @@ def _error_sort_key(row: dict) -> tuple:
             row["reason"], row["document_id"] or "", row["message"] or "")
 
 
+def sort_key_for(kind: str) -> Callable[[dict], tuple]:
+    return _error_sort_key if kind == "errors" else _document_sort_key
+
+
+def _row_bytes(row: dict) -> int:
+    text = row.get("text") or row.get("message") or ""
+    return len(text) + ROW_OVERHEAD_BYTES
+
+
+def write_run(rows: list[dict], kind: str, path: str) -> None:
+    """``rows`` (already sorted) as one run file: an Arrow IPC stream of ``kind``'s schema."""
+    schema = schemas.schema_for(kind)
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        with pa.ipc.new_stream(fh, schema) as writer:
+            for start in range(0, len(rows), RUN_BATCH_ROWS):
+                writer.write_table(schemas.table_from_rows(rows[start:start + RUN_BATCH_ROWS], kind))
+
+
+def read_run(path: str) -> Iterator[dict]:
+    """The rows of a run file, one record batch in memory at a time."""
+    with open_read(path) as fh:
+        reader = pa.ipc.open_stream(fh)
+        for batch in reader:
+            yield from batch.to_pylist()
+
+
+def merge_sorted(runs: Iterable[Iterator[dict]], kind: str) -> Iterator[dict]:
+    return heapq.merge(*runs, key=sort_key_for(kind))
+
+
+def write_chunks(rows: Iterator[dict], kind: str, shard_size: int, output: str, bucket: int) -> Iterator[str]:
+    """Cut sorted ``rows`` into chunks of ``shard_size`` rows and write each (row groups of at most
+    :data:`ROW_GROUP_ROWS` rows, streamed); yields the shard names written, in order."""
+    rows = iter(rows)
+    first = next(rows, None)
+    chunk = 0
+    while first is not None:
+        name = shard_name(kind, bucket, chunk)
+        state = {"next": None}
+
+        def write(sink, head=first, state=state):
+            state["next"] = _write_chunk(sink, kind, head, rows, shard_size)
+
+        write_atomically(join(output, name), write)
+        yield name
+        first, chunk = state["next"], chunk + 1
+
+
+def _write_chunk(sink, kind: str, head: dict, rows: Iterator[dict], shard_size: int) -> dict | None:
+    """Write ``head`` and the rows after it up to ``shard_size`` rows as one Parquet file; the row after the chunk
+    (None at the end)."""
+    schema = schemas.schema_for(kind)
+    group, written = [head], 1
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        for row in rows:
+            if written == shard_size:
+                writer.write_table(schemas.table_from_rows(group, kind))
+                return row
+            if len(group) == ROW_GROUP_ROWS:
+                writer.write_table(schemas.table_from_rows(group, kind))
+                group = []
+            group.append(row)
+            written += 1
+        writer.write_table(schemas.table_from_rows(group, kind))
+    return None
+
+
+class _SpillRuns(beam.DoFn):
+    """Rows -> (bucket, run path): sorted runs of at most :data:`SPILL_BYTES` per bucket (module docstring)."""
+
+    def __init__(self, output: str, kind: str, num_buckets: int, spill_bytes: int | None = None):
+        self.output, self.kind, self.num_buckets = output, kind, num_buckets
+        self.spill_bytes = spill_bytes if spill_bytes is not None else SPILL_BYTES
+
+    def start_bundle(self):
+        self.buffers: dict[int, list[dict]] = {}
+        self.buffered = 0
+
+    def process(self, row: dict):
+        key = row.get("id") or row.get("document_id") or f"{row['warc_file']}@{row['warc_offset']}"
+        bucket = _bucket(key, self.num_buckets)
+        self.buffers.setdefault(bucket, []).append(row)
+        self.buffered += _row_bytes(row)
+        if self.buffered >= self.spill_bytes:
+            yield from self._spill()
+
+    def finish_bundle(self):
+        for element in self._spill():
+            yield GlobalWindows.windowed_value(element)
+
+    def _spill(self) -> Iterator[tuple[int, str]]:
+        key = sort_key_for(self.kind)
+        for bucket in sorted(self.buffers):
+            rows = sorted(self.buffers[bucket], key=key)
+            path = join(self.output, f"{self.kind}/{TMP_PREFIX}run-{uuid.uuid4().hex}{RUN_SUFFIX}")
+            write_run(rows, self.kind, path)
+            yield bucket, path
+        self.buffers, self.buffered = {}, 0
+
+
 class _WriteBucket(beam.DoFn):
     def __init__(self, output: str, kind: str, shard_size: int):
         self.output, self.kind, self.shard_size = output, kind, shard_size
 
     def process(self, element):
-        bucket, rows = element
-        rows = sorted(rows, key=_error_sort_key if self.kind == "errors" else _document_sort_key)
-        for chunk, start in enumerate(range(0, len(rows), self.shard_size)):
-            name = shard_name(self.kind, bucket, chunk)
-            chunk_rows = rows[start:start + self.shard_size]
-            write_atomically(join(self.output, name), functools.partial(schemas.write_shard, chunk_rows, self.kind))
-            yield name
+        bucket, runs = element
+        runs = sorted(runs)  # a grouped iterable; sorted so that the merge order does not depend on the shuffle
+        rows = merge_sorted([read_run(path) for path in runs], self.kind)
+        yield from write_chunks(rows, self.kind, self.shard_size, self.output, bucket)
+        delete(runs)
 
 
 class WriteShards(beam.PTransform):
-    """PCollection[Document | ErrorRecord] -> PCollection[str] (shard names written): the ``kind`` shards of the
-    run folder ``settings.output``, ``num_buckets`` buckets (resolved by the launcher when the settings leave it
-    open), at most ``settings.shard_size`` rows a file."""
+    """PCollection[Document | ErrorRecord] (or several: {"0": pcoll, "1": ...}) -> PCollection[str] (shards written):
+    the ``kind`` shards of the run folder ``settings.output``, ``num_buckets`` buckets (resolved by the launcher
+    when the settings leave it open), at most ``settings.shard_size`` rows a file."""
 
     def __init__(self, settings: SinkSettings, kind: str, num_buckets: int):
         super().__init__()
         self.output, self.kind, self.num_buckets, self.shard_size = settings.output, kind, num_buckets, \
             settings.shard_size
 
-    def expand(self, pcoll):
-        buckets = self.num_buckets
-        return (pcoll
-                | "ToRow" >> beam.Map(_to_row)
-                | "KeyByBucket" >> beam.Map(lambda row: (_bucket(row.get("id") or row.get("document_id")
-                                                                 or f"{row['warc_file']}@{row['warc_offset']}",
-                                                                 buckets), row))
-                | "GroupBuckets" >> beam.GroupByKey()
+    def expand(self, pcolls):
+        # Several inputs (every stage's rejected documents) are spilled each on its own and only the run paths are
+        # flattened: a Flatten is a materialisation point of Beam's local runner (every element of its output
+        # buffered, encoded, before the next stage runs), which for whole rows was a copy of the run in memory.
+        inputs = [pcolls[k] for k in sorted(pcolls, key=int)] if isinstance(pcolls, dict) else [pcolls]
+        spill = _SpillRuns(self.output, self.kind, self.num_buckets)
+        runs = [pcoll
+                | f"ToRow{i or ''}" >> beam.Map(_to_row)
+                | f"SpillRuns{i or ''}" >> beam.ParDo(spill)
+                for i, pcoll in enumerate(inputs)]
+        if len(runs) > 1:
+            runs = [runs | "AllRuns" >> beam.Flatten()]
+        return (runs[0]
+                | "GroupRuns" >> beam.GroupByKey()
                 | "WriteParquet" >> beam.ParDo(_WriteBucket(self.output, self.kind, self.shard_size)))
 
 

@@ -49,7 +49,7 @@ import schemas
 from pipeline import quality
 from pipeline.decision import ThresholdsOf, flags, thresholds_from_record
 from pipeline.document import Document, ErrorRecord
-from pipeline.layout import STATS_FILE, WORDS_FILE, join, write_bytes
+from pipeline.layout import STATS_FILE, WORDS_FILE, join, open_read, write_bytes
 from pipeline.provenance import POST_CUTOFF, PRE_CUTOFF, captured_pre_cutoff, human_era
 from pipeline.provenance import UNKNOWN as UNKNOWN_PROVENANCE
 from pipeline.reasons import REASON_MACHINE_GENERATED, REASON_UNCERTAIN
@@ -506,6 +506,54 @@ class RunStatsAccumulator:
                 self.words[words_key] = words
         return self
 
+    # state (a local run's workers hand their partial statistics to the launcher: JSON, never a pickle)
+
+    def to_state(self) -> dict:
+        """Everything this accumulator holds, unpruned, as JSON (:meth:`from_state` reads it back equal)."""
+        def pairs(counter: Counter) -> list:
+            return [[list(k) if isinstance(k, tuple) else k, n] for k, n in counter.items()]
+
+        def group(g: list) -> list:
+            return [g[0], g[1], pairs(g[2])]
+
+        return {
+            "documents": self.documents,
+            "counts": {name: pairs(table) for name, table in self.counts.items()},
+            "errors": pairs(self.errors),
+            "signals": [[list(k), pairs(h)] for k, h in self.signals.items()],
+            "cluster_sizes": pairs(self.cluster_sizes),
+            "scores": [[list(k), group(g)] for k, g in self.scores.items()],
+            "hosts": [[h, n, {d: group(g) for d, g in per.items()}] for h, (n, per) in self.hosts.items()],
+            "hosts_dropped": self.hosts_dropped,
+            "words": [[list(k), {name: getattr(t, name) if not isinstance(getattr(t, name), Counter)
+                                 else pairs(getattr(t, name)) for name in WordTable.__slots__}]
+                      for k, t in self.words.items()],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> RunStatsAccumulator:
+        def counter(items: list) -> Counter:
+            return Counter({tuple(k) if isinstance(k, list) else k: n for k, n in items})
+
+        def group(g: list) -> list:
+            return [g[0], g[1], counter(g[2])]
+
+        acc = cls()
+        acc.documents = state["documents"]
+        for name, items in state["counts"].items():
+            acc.counts[name] = counter(items)
+        acc.errors = counter(state["errors"])
+        acc.signals = {tuple(k): counter(h) for k, h in state["signals"]}
+        acc.cluster_sizes = counter(state["cluster_sizes"])
+        acc.scores = {tuple(k): group(g) for k, g in state["scores"]}
+        acc.hosts = {h: [n, {d: group(g) for d, g in per.items()}] for h, n, per in state["hosts"]}
+        acc.hosts_dropped = state["hosts_dropped"]
+        for key, fields in state["words"]:
+            table = acc.words[tuple(key)] = WordTable()
+            for name, value in fields.items():
+                setattr(table, name, counter(value) if isinstance(value, list) else value)
+        return acc
+
     # output
 
     def to_json(self, run: dict, thresholds: dict | None, written_by: str) -> tuple[dict, dict]:
@@ -618,31 +666,61 @@ def _error_item(error: ErrorRecord) -> tuple[ErrorRecord, None]:
     return error, None
 
 
-class RunStats(beam.PTransform):
-    """{'documents': final Documents, 'errors': ErrorRecords} -> writes ``stats/`` under ``output``.
+class MergeStatsFn(beam.CombineFn):
+    """Partial accumulators (one per input of :class:`RunStats`) merged into one."""
 
-    ``thresholds``: the run's thresholds as a PCollection holding one dict (from CalibrateAndDecide), or None when
-    the run has no detectors; documents are flagged with the same rule as the decision.
+    def create_accumulator(self) -> RunStatsAccumulator:
+        return RunStatsAccumulator()
+
+    def add_input(self, accumulator: RunStatsAccumulator, element: RunStatsAccumulator) -> RunStatsAccumulator:
+        return accumulator.merge(element)
+
+    def merge_accumulators(self, accumulators) -> RunStatsAccumulator:
+        return RunStatsFn().merge_accumulators(accumulators)
+
+    def extract_output(self, accumulator: RunStatsAccumulator) -> RunStatsAccumulator:
+        return accumulator
+
+
+class RunStats(beam.PTransform):
+    """{'documents': final Documents, 'errors': ErrorRecords} -> writes ``stats/`` under ``output``; several inputs
+    of a kind are given as ``documents0``, ``documents1``, ... (``errors0``, ...).
+
+    Each input is combined on its own into a partial accumulator and only the accumulators are flattened and
+    merged: a Flatten of the documents themselves would hold every document of the run in memory on Beam's local
+    runner (a Flatten is materialised there). ``thresholds``: the run's thresholds as a PCollection holding one
+    dict (from CalibrateAndDecide), or None when the run has no detectors; documents are flagged with the same
+    rule as the decision.
     """
 
-    def __init__(self, output: str, run: dict, thresholds=None):
+    def __init__(self, output: str, run: dict, thresholds=None, write_state: bool = False):
         super().__init__()
-        self.output, self.run, self.thresholds = output, run, thresholds
+        self.output, self.run, self.thresholds, self.write_state = output, run, thresholds, write_state
 
     def expand(self, pcolls):
-        if self.thresholds is not None:
-            side = beam.pvalue.AsSingleton(self.thresholds)
-            tagged = pcolls["documents"] | "FlagScores" >> beam.ParDo(_Flag(), side)
-        else:
-            side = None
-            tagged = pcolls["documents"] | "FlagScores" >> beam.ParDo(_Flag(), None)
-        errors = pcolls["errors"] | "TagErrors" >> beam.Map(_error_item)
-        merged = ((tagged, errors)
+        side = beam.pvalue.AsSingleton(self.thresholds) if self.thresholds is not None else None
+        partials = []
+        for i, documents in enumerate(_inputs(pcolls, "documents")):
+            partials.append(documents
+                            | f"FlagScores{i}" >> beam.ParDo(_Flag(), side)
+                            | f"DocumentStats{i}" >> beam.CombineGlobally(RunStatsFn()))
+        for i, errors in enumerate(_inputs(pcolls, "errors")):
+            partials.append(errors
+                            | f"TagErrors{i}" >> beam.Map(_error_item)
+                            | f"ErrorStats{i}" >> beam.CombineGlobally(RunStatsFn()))
+        merged = (partials
                   | "StatsInputs" >> beam.Flatten()
-                  | "CombineStats" >> beam.CombineGlobally(RunStatsFn()))
-        if side is not None:
-            return merged | "WriteStats" >> beam.Map(_write_from_accumulator, self.output, self.run, side)
-        return merged | "WriteStats" >> beam.Map(_write_from_accumulator, self.output, self.run, None)
+                  | "CombineStats" >> beam.CombineGlobally(MergeStatsFn()))
+        if self.write_state:  # a worker of a local run (pipeline.local_run): the launcher merges the states
+            _ = merged | "WriteStatsState" >> beam.Map(write_state, self.output)
+        return merged | "WriteStats" >> beam.Map(_write_from_accumulator, self.output, self.run, side)
+
+
+def _inputs(pcolls: dict, kind: str) -> list:
+    """The inputs of one kind: ``kind`` itself, or ``kind0``, ``kind1``, ... (Beam takes a flat dict of inputs)."""
+    if kind in pcolls:
+        return [pcolls[kind]]
+    return [pcolls[f"{kind}{i}"] for i in range(sum(1 for k in pcolls if k.startswith(kind)))]
 
 
 def _write_from_accumulator(acc: RunStatsAccumulator, output: str, run: dict, thresholds: dict | None) -> str:
@@ -661,6 +739,20 @@ def write_stats(output: str, stats: dict, words: dict) -> None:
     write_bytes(join(output, WORDS_FILE), words_bytes)
     stats_bytes = json.dumps(stats, indent=1, sort_keys=True, default=str).encode()
     write_bytes(join(output, STATS_FILE), stats_bytes)
+
+
+STATE_FILE = "stats/.state.json.gz"  # a local run's worker only: its partial statistics, for the launcher
+
+
+def write_state(acc: RunStatsAccumulator, output: str) -> str:
+    path = join(output, STATE_FILE)
+    write_bytes(path, gzip.compress(json.dumps(acc.to_state()).encode(), mtime=0))
+    return path
+
+
+def read_state(output: str) -> RunStatsAccumulator:
+    with open_read(join(output, STATE_FILE)) as fh:
+        return RunStatsAccumulator.from_state(json.loads(gzip.decompress(fh.read())))
 
 
 def stats_of_documents(documents, thresholds: dict | None) -> RunStatsAccumulator:

@@ -30,10 +30,12 @@ LIST_SEPARATOR = ";"
 TRUE_VALUES = frozenset({"true", "1", "yes"})
 FALSE_VALUES = frozenset({"false", "0", "no", ""})
 
-# CLI options that are deliberately not template parameters, with the reason. Empty today: every option of
-# `lowbg curate` means something on Dataflow (model paths must then be gs:// paths, --overwrite replaces a gs://
-# output's shards). An option added here must say why it cannot apply to a Dataflow job.
-LOCAL_ONLY: dict[str, str] = {}
+# CLI options that are deliberately not template parameters, with the reason. Every other option of `lowbg curate`
+# means something on Dataflow (model paths must then be gs:// paths, --overwrite replaces a gs:// output's
+# shards). An option added here must say why it cannot apply to a Dataflow job.
+LOCAL_ONLY: dict[str, str] = {
+    "local_workers": "local processes of the DirectRunner (pipeline/local_run.py); Dataflow scales its own workers",
+}
 
 
 class TemplateError(ValueError):

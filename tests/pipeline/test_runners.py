@@ -67,3 +67,99 @@ def test_manifest_can_be_written_after_a_run_that_finished_elsewhere(tmp_path):
     (out / "manifest.json").unlink()
     assert lowbg(["manifest", str(out)]) == 1  # rebuilt from what is on disk, it does not balance: no manifest
     assert not (out / "manifest.json").exists()
+
+
+def _run_files(out):
+    """Every file of a run but the manifest, by name: shards, inputs record, statistics (their bytes)."""
+    files = {}
+    for p in sorted(out.rglob("*")):
+        if p.is_file() and p.name != "manifest.json":
+            data = p.read_bytes()
+            if p.name == "stats.json":  # the moment it was written is not part of the run
+                import json
+                doc = json.loads(data)
+                doc.pop("written_at")
+                data = json.dumps(doc, sort_keys=True).encode()
+            files[p.relative_to(out).as_posix()] = data
+    return files
+
+
+def test_local_workers_write_what_one_worker_writes_byte_for_byte(tmp_path):
+    """`--local-workers 2`: workers over disjoint files, then one merge: the same shards, inputs record and
+    statistics as one worker, byte for byte, and the same ledger; copies of one file (the same path twice, the
+    same bytes under another name) are still recognised across what would be two workers' shares."""
+    copy = tmp_path / "copy-of-2020-34.warc.gz"
+    copy.write_bytes((DATA / "cc-main-2020-34.warc.gz").read_bytes())
+    inputs = (str(DATA / "cc-main-2020-34.warc.gz"), str(DATA / "clueweb09-invalid-date.warc.gz"),
+              str(DATA / "malformed" / "clipped.warc.gz"), str(DATA / "cc-main-2024-22.warc.wet.gz"),
+              str(DATA / "ia-2008-heritrix.warc.gz"), str(DATA / "cc-main-2020-34.warc.gz"), str(copy),
+              str(tmp_path / "no-such-*.warc.gz"))
+    extra = ("--dedup", "none", "--shard-size", "7", "--num-buckets", "3")
+    a, b = tmp_path / "one", tmp_path / "local"
+    ma = curate(a, *inputs, extra=extra)
+    mb = curate(b, *inputs, extra=(*extra, "--local-workers", "2"))
+    assert ma["counts"] == mb["counts"] and mb["balanced"] and ma["counts"]["errors"] > 0
+    assert ma["shards"] == mb["shards"] and ma["inputs"] == mb["inputs"]
+    assert any(i.get("duplicate_of") for i in mb["inputs"]) and any(i["listed"] == 2 for i in mb["inputs"])
+    fa, fb = _run_files(a), _run_files(b)
+    assert fa.keys() == fb.keys() and sum(k.startswith("curated/") for k in fa) > 3
+    assert [k for k in fa if fa[k] != fb[k]] == []
+    assert not list(b.glob(".tmp-*"))
+
+
+def test_local_workers_cut_the_same_slice_as_one_worker(tmp_path):
+    """`--input-slice` with `--local-workers`: the launcher cuts the slice once and the workers share its files
+    (a worker does not slice its share again): the same shards, inputs record and ledger as one worker."""
+    inputs = [str(p) for p in (*sorted(DATA.glob("*.gz")), DATA / "malformed" / "clipped.warc.gz")]  # 6 files
+    extra = ("--dedup", "none", "--shard-size", "7", "--num-buckets", "3", "--input-slice", "1/2")
+    a, b = tmp_path / "one", tmp_path / "local"
+    ma = curate(a, *inputs, extra=extra)
+    mb = curate(b, *inputs, extra=(*extra, "--local-workers", "2"))
+    assert ma["input_slice"] == mb["input_slice"] == {"index": 1, "count": 2, "files": 3}
+    assert len(mb["inputs"]) == 3 and ma["inputs"] == mb["inputs"] and ma["counts"] == mb["counts"]
+    fa, fb = _run_files(a), _run_files(b)
+    assert fa.keys() == fb.keys() and [k for k in fa if fa[k] != fb[k]] == []
+
+
+def test_local_workers_refuse_what_crosses_files(tmp_path, capsys):
+    argv = ["curate", "--input", str(DATA / "*.warc.gz"), "--output", str(tmp_path / "o"), "--detectors", "none",
+            "--local-workers", "2"]
+    assert lowbg(argv) == 2 and "--dedup" in capsys.readouterr().err
+    assert lowbg(argv[:-4] + ["--detectors", "fasttext", "--dedup", "none", "--local-workers", "2"]) == 2
+    assert "--thresholds" in capsys.readouterr().err
+
+
+def test_progress_counts_every_record_and_file_and_draws_nothing_off_a_terminal(tmp_path, capsys):
+    from pipeline.curate import run_curate
+    from pipeline.options import parse_curate_args
+
+    seen = {"files": 0, "records": 0}
+
+    def sink(files, records):
+        seen["files"] += files
+        seen["records"] += records
+
+    inputs = [str(DATA / "cc-main-2020-34.warc.gz"), str(DATA / "malformed" / "clipped.warc.gz")]
+    argv = ["--output", str(tmp_path / "out"), "--detectors", "none", "--dedup", "none", "--skip-language-id"]
+    manifest = run_curate(parse_curate_args(argv + [a for p in inputs for a in ("--input", p)]), progress_sink=sink)
+    assert seen == {"files": 2, "records": sum(i["records_read"] for i in manifest["inputs"])}
+    assert seen["records"] > 40
+    curate(tmp_path / "plain", *inputs, extra=("--dedup", "none", "--skip-language-id"))
+    assert "records/s" not in capsys.readouterr().err  # pytest's stderr is not a terminal: no bar
+
+
+def test_sinks_write_the_same_shards_from_many_spilled_runs(tmp_path, monkeypatch):
+    """The sinks' external merge sort: with a spill budget of one byte every row is its own sorted run, merged
+    back into the same shards, byte for byte, as when each bucket fits in one run; and no run file is left."""
+    import pipeline.sinks
+
+    inputs = (str(DATA / "cc-main-2020-34.warc.gz"), str(DATA / "malformed" / "clipped.warc.gz"))
+    extra = ("--dedup", "none", "--shard-size", "3", "--num-buckets", "2", "--direct_running_mode=in_memory")
+    a, b = tmp_path / "one-run", tmp_path / "many-runs"
+    curate(a, *inputs, extra=extra)
+    monkeypatch.setattr(pipeline.sinks, "SPILL_BYTES", 1)
+    curate(b, *inputs, extra=extra)
+    fa, fb = _run_files(a), _run_files(b)
+    assert fa.keys() == fb.keys() and sum(k.startswith("curated/") for k in fa) > 2  # chunks of one bucket
+    assert [k for k in fa if fa[k] != fb[k]] == []
+    assert not list(b.rglob(".tmp-*"))
