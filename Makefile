@@ -30,7 +30,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py
+	$(PY) bench/memory.py
+	$(PY) bench/scaling.py
 	$(PY) bench/dedup.py
+	$(PY) bench/index.py
 	$(PY) bench/detectors.py
 	$(PY) bench/pipeline_scoring.py
 	$(PY) bench/stats.py
