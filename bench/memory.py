@@ -189,7 +189,7 @@ def main() -> None:
             print(f"corpus: {n} HTML records in {args.files} file(s), {size / 1e6:.1f} MB gzip")
 
         floor = measure(IMPORT_FLOOR_ARGV, work / "import-floor.log")
-        print(f"import floor (`import pipeline.curate`: Beam, pyarrow, torch via apache_beam.ml.inference): "
+        print(f"import floor (`import pipeline.curate`: Beam, pyarrow; torch only with a language-model detector): "
               f"{_mb(floor.process_mb)}")
         base = {}
         # --quick: the loop at the smallest size only (it holds one record at a time: its peak does not depend
