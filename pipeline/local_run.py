@@ -4,7 +4,8 @@ Beam's DirectRunner does not scale on one machine (``multi_processing`` measured
 launcher process decodes and re-encodes every element between stages). A local run is instead split by input
 file, as DataTrove splits a job into tasks:
 
-1. The launcher lists the inputs (the patterns, the path lists, ``--max-files``) once, fingerprints each distinct
+1. The launcher lists the inputs (the patterns, the path lists, ``--max-files``, or the files of one
+   ``--input-slice``, cut once here and never again by a worker) once, fingerprints each distinct
    file (:func:`pipeline.ingest.fingerprint`: the key the pipeline uses to find the same bytes under two names),
    and deals the groups of files with one fingerprint to the workers, largest first, each to the least loaded
    (a path listed twice and copies of one file always go to the same worker, whose pipeline then records them
@@ -32,6 +33,7 @@ exists (docs/scaling.md), run them with one worker or on a distributed runner.
 from __future__ import annotations
 
 import dataclasses
+import json
 import multiprocessing as mp
 import queue
 import shutil
@@ -294,8 +296,6 @@ def _read_chunks(paths: list[str]) -> Iterator[dict]:
 
 
 def _merge_inputs(stagings: list[str], output: str) -> None:
-    import json
-
     items = []
     for staging in stagings:
         items += [json.loads(line) for line in read_bytes(join(staging, INPUTS_FILE)).decode().splitlines() if line]
@@ -304,8 +304,6 @@ def _merge_inputs(stagings: list[str], output: str) -> None:
 
 
 def _merge_thresholds(stagings: list[str], output: str) -> dict | None:
-    import json
-
     found = {read_bytes(join(s, THRESHOLDS_FILE)) for s in stagings if exists(join(s, THRESHOLDS_FILE))}
     if not found:
         return None
@@ -317,8 +315,6 @@ def _merge_thresholds(stagings: list[str], output: str) -> dict | None:
 
 
 def _merge_stats(stagings: list[str], output: str, thresholds: dict | None) -> None:
-    import json
-
     merged = RunStatsAccumulator()
     run = None
     for staging in stagings:
