@@ -93,7 +93,7 @@ def _convert(key: str, value: str) -> Any:
 
 def parse_filter(text: str) -> FilterSpec:
     """`none`, `oracle` or `detector:NAME[:gen0|:last|:key=value,...]` -> FilterSpec (FilterError when malformed)."""
-    from detectors.registry import OPTIONS, canonical_name
+    from detectors.registry import canonical_name, checked_options
 
     t = text.strip()
     if t in ("none", "oracle"):
@@ -118,15 +118,11 @@ def parse_filter(text: str) -> FilterSpec:
             if not sep or not key:
                 raise FilterError(f"--filter {text!r}: expected key=value options, got {part!r}")
             options[key] = _convert(key, value.strip())
-    required, optional = OPTIONS[name]
-    unknown = set(options) - required - optional
-    if unknown:
-        raise FilterError(f"--filter {text!r}: detector {name!r} does not take option(s) {sorted(unknown)}; "
-                          f"it takes {sorted(required | optional)}")
-    missing = required - set(options)
-    if missing:
-        raise FilterError(f"--filter {text!r}: detector {name!r} needs option(s) {sorted(missing)} "
-                          f"(a model path or id, or gen0 / last for the harness's own model)")
+    try:
+        checked_options(name, options)
+    except ValueError as e:
+        hint = " (a model path or id, or gen0 / last for the harness's own model)" if "needs" in str(e) else ""
+        raise FilterError(f"--filter {text!r}: {e}{hint}") from None
     spec = FilterSpec(t, "detector", name, tuple(sorted(options.items())))
     lm_values = [v for k, v in options.items() if k in MODEL_OPTIONS.get(name, ())]
     if spec.harness_models and any(v not in HARNESS_MODELS for v in lm_values):

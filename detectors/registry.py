@@ -105,7 +105,8 @@ def check_model_reference(reference: str) -> None:
         check_safetensors_only(path)
 
 
-def _checked_options(key: str, options: dict) -> dict:
+def checked_options(key: str, options: dict) -> dict:
+    """``options`` without its None values; ValueError naming what detector ``key`` does not take or lacks."""
     required, optional = OPTIONS[key]
     opts = {k: v for k, v in options.items() if v is not None}
     unknown = set(opts) - required - optional
@@ -135,7 +136,7 @@ def describe(name: str, **options) -> DetectorSpec:
     (:func:`check_model_reference`). Raises ValueError for options the detector does not take, FileNotFoundError
     for a model file or folder that is not there. (Watermark tests have no model ids before their tokenizer loads.)"""
     key = canonical_name(name)
-    opts = _checked_options(key, options)
+    opts = checked_options(key, options)
     if key == "fasttext":
         from detectors.fasttext_detector import fasttext_model_id
 
@@ -159,7 +160,7 @@ def build_detector(name: str, **options) -> Detector:
     ...); None values are ignored, unknown or missing options raise ValueError. Models load here, so call this
     once per worker (e.g. in a DoFn's setup), not per element."""
     key = canonical_name(name)
-    opts = _checked_options(key, options)
+    opts = checked_options(key, options)
     if key == "binoculars":
         from detectors.binoculars import Binoculars
 
