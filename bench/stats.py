@@ -50,7 +50,8 @@ def curate_without_stats(argv: list[str]) -> int:
             super().__init__()
 
         def expand(self, pcolls):
-            return pcolls["documents"].pipeline | "Nothing" >> beam.Create([])
+            # documents and errors come as several inputs (documents0, documents1, ...): any gives the pipeline
+            return next(iter(pcolls.values())).pipeline | "Nothing" >> beam.Create([])
 
     pipeline.curate.RunStats = NoStats
     return main(["curate", *argv])
