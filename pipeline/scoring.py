@@ -80,10 +80,13 @@ def scoring_error(doc: Document, exc: BaseException, stage: str) -> ErrorRecord:
 
 class _ScoreBatches(beam.DoFn):
     """Batches of documents -> the documents with detector ``name``'s score, or an error row each for a batch
-    the detector raised on. The detector loads in ``setup()``, once per worker (never pickled)."""
+    the detector raised on; a document the router sends past the detector goes on unscored. The detector loads
+    in ``setup()``, once per worker (never pickled). Routing here rather than in a step of its own spares the
+    local runner a Flatten to rejoin the two halves, which it materialises (every document buffered)."""
 
-    def __init__(self, name: str, options: dict, model_ids: Sequence[str]):
+    def __init__(self, name: str, options: dict, model_ids: Sequence[str], router: _Router):
         self.name, self.options, self.model_ids = name, dict(options), tuple(model_ids)
+        self.router = router
         self.stage = f"{SCORE}:{name}"
         self.counters = StageCounters(self.stage)
         self.detector: Detector | None = None
@@ -96,44 +99,60 @@ class _ScoreBatches(beam.DoFn):
 
     def process(self, batch: list[Document]):
         assert self.detector is not None, "setup() loads the detector"
+        routed = []
+        for doc in batch:
+            if self.router.scores(doc):
+                routed.append(doc)
+            else:
+                yield doc
+        if not routed:
+            return
         try:
-            scores = self.detector.score([doc.text or "" for doc in batch])
-            if len(scores) != len(batch):
-                raise RuntimeError(f"{self.name} returned {len(scores)} scores for {len(batch)} texts")
+            scores = self.detector.score([doc.text or "" for doc in routed])
+            if len(scores) != len(routed):
+                raise RuntimeError(f"{self.name} returned {len(scores)} scores for {len(routed)} texts")
         except Exception as exc:  # one bad batch must not take the run down: its documents become error rows
-            for doc in batch:
+            for doc in routed:
                 self.counters.error(ERROR_SCORING)
                 yield beam.pvalue.TaggedOutput(ERRORS, scoring_error(doc, exc, self.stage))
             return
         models = list(self.detector.model_ids)
-        for doc, score in zip(batch, scores):
+        for doc, score in zip(routed, scores):
             self.counters.kept()
             yield attach_score(doc, self.name, models, score)
 
 
-class _Route(beam.DoFn):
-    """Send a document to detector ``name`` or past it, with the reason it was skipped."""
+class _Router:
+    """Whether detector ``name`` scores a document, or it goes past with the reason noted (module docstring)."""
 
     def __init__(self, name: str, previous: str | None, band, pre_cutoff_fraction: float):
         self.name, self.previous, self.band = name, previous, band
         self.pre_cutoff_fraction = pre_cutoff_fraction
         self.counters = StageCounters(f"{SCORE}:{name}")
 
-    def process(self, doc: Document):
+    def scores(self, doc: Document) -> bool:
         if is_language_model(self.name) and human_era(doc) and unit_fraction(doc.id) >= self.pre_cutoff_fraction:
             note_not_scored(doc, f"{self.name}:pre_cutoff")
             self.counters.count("not_scored_pre_cutoff")
-            yield beam.pvalue.TaggedOutput("skip", doc)
-            return
+            return False
         if self.previous and self.band:
             prev = doc.score_of(self.previous)
             if prev is not None and prev.value is not None and not self.band[0] <= prev.value <= self.band[1]:
                 note_not_scored(doc, f"{self.name}:outside_cascade_band")
                 self.counters.count("not_scored_outside_band")
-                yield beam.pvalue.TaggedOutput("skip", doc)
-                return
+                return False
         self.counters.count("routed")
-        yield doc
+        return True
+
+
+class _Route(beam.DoFn):
+    """Send a document to detector ``name`` (main output) or past it (``skip``), with the reason it was skipped."""
+
+    def __init__(self, router: _Router):
+        self.router = router
+
+    def process(self, doc: Document):
+        yield doc if self.router.scores(doc) else beam.pvalue.TaggedOutput("skip", doc)
 
 
 class ScoreCascade(beam.PTransform):
@@ -146,18 +165,21 @@ class ScoreCascade(beam.PTransform):
         self.specs = {spec.name: spec for spec in (specs if specs is not None else detector_specs(settings))}
         self.names = list(settings.detectors)
 
-    def score(self, name: str, documents):
+    def score(self, name: str, documents, router: _Router):
         """{kept, errors} of detector ``name`` over ``documents`` (module docstring: RunInference for a language
-        model, a plain ParDo otherwise)."""
+        model, a plain ParDo otherwise), the documents it does not score included, unscored."""
         s, model_ids = self.settings, self.specs[name].model_ids
         if is_language_model(name):
             from pipeline.inference import ScoreWithRunInference  # imports torch: only with an LM in the cascade
 
-            return documents | f"Score[{name}]" >> ScoreWithRunInference(name, s, model_ids)
+            routed = documents | f"Route[{name}]" >> beam.ParDo(_Route(router)).with_outputs("skip", main="score")
+            scored = routed.score | f"Score[{name}]" >> ScoreWithRunInference(name, s, model_ids)
+            kept = (scored[KEPT], routed.skip) | f"Rejoin[{name}]" >> beam.Flatten()
+            return stage_output(kept, errors=scored[ERRORS])
         scored = (documents
                   | f"Batch[{name}]" >> beam.BatchElements(min_batch_size=s.min_batch_size,
                                                            max_batch_size=s.max_batch_size)
-                  | f"Score[{name}]" >> beam.ParDo(_ScoreBatches(name, s.detector_options(name), model_ids))
+                  | f"Score[{name}]" >> beam.ParDo(_ScoreBatches(name, s.detector_options(name), model_ids, router))
                   .with_outputs(ERRORS, main=KEPT))
         return stage_output(scored[KEPT], errors=scored[ERRORS])
 
@@ -166,11 +188,9 @@ class ScoreCascade(beam.PTransform):
         errors = []
         previous = None
         for name in self.names:
-            routed = documents | f"Route[{name}]" >> beam.ParDo(
-                _Route(name, previous, a.cascade_band, a.score_pre_cutoff or 0.0)).with_outputs("skip", main="score")
-            scored = self.score(name, routed.score)
+            scored = self.score(name, documents, _Router(name, previous, a.cascade_band, a.score_pre_cutoff or 0.0))
             errors.append(scored[ERRORS])
-            documents = (scored[KEPT], routed.skip) | f"Rejoin[{name}]" >> beam.Flatten()
+            documents = scored[KEPT]
             previous = name
         all_errors = errors | "ScoringErrors" >> beam.Flatten() if errors else None
         return stage_output(documents, errors=all_errors)

@@ -226,3 +226,31 @@ def test_thresholds_file_for_another_detector_is_refused(tmp_path, capsys):
                   "--thresholds", str(path)])
     assert code == 2 and "calibrated for detector 'binoculars'" in capsys.readouterr().err
     assert not (tmp_path / "out" / "curated").exists()
+
+
+def test_runinference_pools_are_full_size_from_the_first_batch():
+    """Each RunInference batch is a pool of SORTING_POOL_PASSES forward passes' worth of text, from the first one
+    on: Beam's adaptive sizing would start at the minimum and grow, padding a throughput job's passes."""
+    from types import SimpleNamespace
+
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that
+
+    from pipeline.inference import SORTING_POOL_PASSES, DetectorModelHandler, _text_cost
+
+    max_tokens = 512
+    kwargs = DetectorModelHandler("binoculars", {}, max_batch_tokens=max_tokens).batch_elements_kwargs()
+    texts = [" ".join(f"w{i}x{j}" for j in range(20 + (i * 37) % 300)) for i in range(400)]
+    elements = [(str(i), SimpleNamespace(text=t)) for i, t in enumerate(texts)]
+    pool, cap = max_tokens * SORTING_POOL_PASSES, max_tokens // 2
+    total = sum(_text_cost(e, cap) for e in elements)
+
+    def check(batches):
+        weights = sorted(w for batch in batches for w in batch)
+        assert sum(weights) == total and all(0 < w <= pool for w in weights)
+        assert len(weights) > 2 and all(w > pool - cap for w in weights[1:]), weights  # all full but one
+
+    with beam.Pipeline() as p:
+        weights = (p | beam.Create(elements, reshuffle=False) | beam.BatchElements(**kwargs)
+                   | beam.Map(lambda batch: sum(kwargs["element_size_fn"](e) for e in batch)))
+        assert_that(weights | beam.combiners.ToList(), check)
