@@ -44,6 +44,7 @@ from collections import Counter
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.transforms.window import GlobalWindows
 
 import schemas
 from pipeline import quality
@@ -631,39 +632,36 @@ def _hist_json(hist: Counter) -> dict:
 # --- Beam ---------------------------------------------------------------------------------------------------
 
 
-class RunStatsFn(beam.CombineFn):
-    """The accumulator as a CombineFn: partial stats per bundle on the workers, merged, then output once."""
+class _PartialStats(beam.DoFn):
+    """Documents (with their flags under the run's thresholds: :func:`pipeline.decision.flags`, the decision's
+    rule) or ErrorRecords -> one partial accumulator per bundle, emitted when the bundle finishes.
 
-    def create_accumulator(self) -> RunStatsAccumulator:
-        return RunStatsAccumulator()
-
-    def add_input(self, accumulator: RunStatsAccumulator, element) -> RunStatsAccumulator:
-        accumulator.add(element)
-        return accumulator
-
-    def merge_accumulators(self, accumulators) -> RunStatsAccumulator:
-        accumulators = iter(accumulators)
-        first = next(accumulators)
-        for other in accumulators:
-            first.merge(other)
-        return first
-
-    def extract_output(self, accumulator: RunStatsAccumulator) -> RunStatsAccumulator:
-        return accumulator
-
-
-class _Flag(beam.DoFn):
-    """A document and its flags under the run's thresholds (the decision's rule: :func:`pipeline.decision.flags`)."""
+    The first half of a combine without its shuffle: a ``CombineGlobally`` per input costs eight transforms, a
+    GroupByKey and an empty-input default each, which Beam translates and the local runner schedules as stages of
+    their own; only ``CombineStats`` shuffles, and it carries the partials alone."""
 
     def __init__(self):
         self.thresholds_of = ThresholdsOf()
+        self.accumulator: RunStatsAccumulator | None = None
 
-    def process(self, doc: Document, record: dict | None):
-        yield doc, flags(doc, self.thresholds_of(record))
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "accumulator": None}
 
+    def start_bundle(self):
+        self.accumulator = RunStatsAccumulator()
 
-def _error_item(error: ErrorRecord) -> tuple[ErrorRecord, None]:
-    return error, None
+    def process(self, item: Document | ErrorRecord, record: dict | None = None):
+        assert self.accumulator is not None, "start_bundle() makes the accumulator"
+        if isinstance(item, ErrorRecord):
+            self.accumulator.add((item, None))
+        else:
+            self.accumulator.add_document(item, flags(item, self.thresholds_of(record)))
+        return ()
+
+    def finish_bundle(self):
+        accumulator, self.accumulator = self.accumulator, None
+        if accumulator is not None and (accumulator.documents or accumulator.errors):
+            yield GlobalWindows.windowed_value_at_end_of_window(accumulator)
 
 
 class MergeStatsFn(beam.CombineFn):
@@ -676,7 +674,11 @@ class MergeStatsFn(beam.CombineFn):
         return accumulator.merge(element)
 
     def merge_accumulators(self, accumulators) -> RunStatsAccumulator:
-        return RunStatsFn().merge_accumulators(accumulators)
+        accumulators = iter(accumulators)
+        first = next(accumulators)
+        for other in accumulators:
+            first.merge(other)
+        return first
 
     def extract_output(self, accumulator: RunStatsAccumulator) -> RunStatsAccumulator:
         return accumulator
@@ -699,15 +701,10 @@ class RunStats(beam.PTransform):
 
     def expand(self, pcolls):
         side = beam.pvalue.AsSingleton(self.thresholds) if self.thresholds is not None else None
-        partials = []
-        for i, documents in enumerate(_inputs(pcolls, "documents")):
-            partials.append(documents
-                            | f"FlagScores{i}" >> beam.ParDo(_Flag(), side)
-                            | f"DocumentStats{i}" >> beam.CombineGlobally(RunStatsFn()))
-        for i, errors in enumerate(_inputs(pcolls, "errors")):
-            partials.append(errors
-                            | f"TagErrors{i}" >> beam.Map(_error_item)
-                            | f"ErrorStats{i}" >> beam.CombineGlobally(RunStatsFn()))
+        partials = [documents | f"DocumentStats{i}" >> beam.ParDo(_PartialStats(), side)
+                    for i, documents in enumerate(_inputs(pcolls, "documents"))]
+        partials += [errors | f"ErrorStats{i}" >> beam.ParDo(_PartialStats())
+                     for i, errors in enumerate(_inputs(pcolls, "errors"))]
         merged = (partials
                   | "StatsInputs" >> beam.Flatten()
                   | "CombineStats" >> beam.CombineGlobally(MergeStatsFn()))

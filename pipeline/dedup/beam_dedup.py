@@ -300,7 +300,6 @@ class Dedup(beam.PTransform):
         self.reject_reference = settings.on_reference_match == "reject"
         self.num_perm, self.threshold, self.ngram = (settings.minhash.num_perm, settings.minhash.threshold,
                                                      settings.minhash.ngram)
-        self.bands, self.rows = optimal_bands(self.threshold, self.num_perm)
         self.component_rounds, self.batch_size = component_rounds, batch_size
         if self.reference_index is not None:
             from pipeline.dedup.reference import check_reference_index
@@ -336,7 +335,7 @@ class Dedup(beam.PTransform):
         p = docs.pipeline
         labels = refs = None
         if self.needs_signatures:
-            bands, rows = self.bands, self.rows
+            bands, rows = optimal_bands(self.threshold, self.num_perm)  # datasketch: only when signatures are made
             records = [reps | "BandKeys" >> beam.FlatMap(_band_records, bands, rows)]
             if self.reference_index is not None:
                 from pipeline.dedup.reference import ReadReferenceBands

@@ -17,12 +17,15 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash
 
 from pipeline.dedup.normalize import joined_words
 from pipeline.settings import MinHashSettings
+
+if TYPE_CHECKING:
+    from datasketch import LeanMinHash
 
 SCHEMES = ("affine32", "legacy")
 DEFAULT_SCHEME = "affine32"
@@ -196,6 +199,8 @@ class MinHasher:
             raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
         self.num_perm, self.ngram, self.seed, self.scheme = num_perm, ngram, seed, scheme
         # The permutations datasketch draws for this seed and scheme, taken from datasketch itself.
+        from datasketch import MinHash  # imports scipy (~0.3 s, ~20 MB): only when signatures are computed
+
         a, b = MinHash(num_perm=num_perm, seed=seed, scheme=scheme).permutations
         self.dtype = np.uint32 if scheme == "affine32" else np.uint64
         self._a: np.ndarray = np.asarray(a, dtype=self.dtype)
@@ -207,6 +212,8 @@ class MinHasher:
 
     def lean(self, sig: np.ndarray) -> LeanMinHash:
         """A datasketch ``LeanMinHash`` of one signature row."""
+        from datasketch import LeanMinHash
+
         return LeanMinHash(seed=self.seed, hashvalues=sig, scheme=self.scheme)
 
     def _shingle_spans(self, texts: Sequence[str], folded: bool = False):
