@@ -9,6 +9,11 @@ its own part of the typed settings (:mod:`pipeline.settings`), parsed once from 
 is written last, by the launcher, after the job has finished (the run-completion contract, :mod:`schemas.run`),
 with the settings recorded whole and the stages' counters by stage.
 
+The graph can also be built in two parts, split before the first stage that needs every file's documents
+(:func:`split_stage`, :class:`Phase`): a *head* per share of the input files and one *tail* over what the heads
+kept. ``lowbg curate --local-workers N`` (:mod:`pipeline.local_run`) runs them; the stages are the same objects
+either way (:func:`document_stages`).
+
 Before any input is read, the launcher refuses what cannot work (exit 2, one line): a bad command line
 (:mod:`pipeline.options`), an output folder that cannot be written or already holds a run, a missing
 ``--input-list``, a language, detector or thresholds file, or reference index that does not load or does not fit

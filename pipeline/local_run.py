@@ -11,23 +11,36 @@ file, as DataTrove splits a job into tasks:
    (a path listed twice and copies of one file always go to the same worker, whose pipeline then records them
    exactly as one worker would). A pattern that cannot be listed or matches nothing goes to worker 0 as a
    pattern, for its pipeline to report as an error row as it always does.
-2. Each worker is a full one-worker run (``--direct_running_mode=in_memory``, its own process, forked from
+2. Each worker is a one-worker run (``--direct_running_mode=in_memory``, its own process, forked from
    the launcher before any pipeline runs, so that it inherits the imports) of the same settings over its files,
    into a private staging folder ``<output>/.tmp-local/<i>``, with the number of buckets and the processing time
    the launcher resolved for the whole run. Each worker's run is checked (its manifest must balance) before
    anything is merged.
-3. One deterministic merge (:func:`merge_runs`): every shard bucket is the k-way merge of the workers' sorted
-   chunks of that bucket, cut and written exactly as :mod:`pipeline.sinks` writes one worker's
-   (:func:`pipeline.sinks.write_chunks`), buckets in parallel on the workers' processes; ``_inputs.jsonl`` is
-   the union of the workers' records sorted by path;
-   the statistics are the workers' partial accumulators (:data:`pipeline.stats.STATE_FILE`, JSON) merged; a
-   thresholds file is the one all workers wrote. Then the staging folder is deleted and the manifest is written
-   from what is on disk (:func:`pipeline.curate.finish_run`), with the counters of all workers summed.
+3. What crosses files splits the graph in two (:func:`pipeline.curate.split_stage`): dedup (``--dedup
+   exact|near`` keeps the earliest copy across all files) and the machine-text decision (its thresholds are
+   calibrated on every pre-cutoff score of the run, also with ``--thresholds``, which is only the fallback). Then
+   each worker runs the *head* of the graph, the stages before the first of those (read, extract, content policy,
+   language, quality; and dedup without copies and scoring, when the decision is where it splits): its rejected
+   documents and errors are its shards as before, and what it keeps is its curated shards, the *staged*
+   documents, which its statistics leave out (:class:`pipeline.curate.Phase`). Then one pipeline in the launcher
+   (the same settings, ``in_memory``), the *tail*, reads every worker's staged documents (worker by worker, each
+   file in order: Parquet of the document schema, which round-trips a Document exactly) and runs the rest of the
+   one-worker graph, the same code (:func:`pipeline.curate.build`), into ``<output>/.tmp-local/tail``: dedup,
+   scoring, calibration and decision, with its sinks and its partial statistics. Its ledger is checked against
+   the workers': every staged document leaves it once, curated, rejected or as an error. With nothing that
+   crosses files there is no tail and each worker runs the whole graph.
+4. One deterministic merge (:func:`merge_runs`): every shard bucket is the k-way merge of the runs' sorted
+   chunks of that bucket (the curated ones: the tail's alone when there is one), cut and written exactly as
+   :mod:`pipeline.sinks` writes one worker's (:func:`pipeline.sinks.write_chunks`), buckets in parallel on the
+   workers' processes; ``_inputs.jsonl`` is the union of the workers' records sorted by path; the statistics
+   are the runs' partial accumulators (:data:`pipeline.stats.STATE_FILE`, JSON) merged; the thresholds file is
+   the tail's (only the tail decides). Then the staging folder is deleted and the manifest is written from what
+   is on disk (:func:`pipeline.curate.finish_run`), with the counters of all runs summed.
 
-What crosses files is refused (exit 2) rather than computed per worker: dedup (``--dedup exact|near`` keeps the
-earliest copy across all files) and thresholds calibrated on the run's own pre-cutoff pages (a detector without
-``--thresholds``). Both need one pass over every file's keys or scores before any decision; until that phase
-exists (docs/scaling.md), run them with one worker or on a distributed runner.
+The tail is one process on one core: what it runs (dedup, scoring, the decision) takes as long and as much
+memory as in a one-worker run, and bounds the speed-up of a run that dedups or scores. What a worker could do
+for the tail without seeing other files (MinHash signatures, scores) is left for a later change
+(docs/scaling.md).
 """
 
 from __future__ import annotations
