@@ -50,6 +50,7 @@ import json
 import multiprocessing as mp
 import queue
 import shutil
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -280,9 +281,12 @@ def run_tail(settings: CurateSettings, head: Phase, stagings: list[str]) -> dict
     from pipeline.curate import Phase, run_curate
 
     staged = [path for staging in stagings for path in sorted(_shards(staging, "curated"))]
+    rows_in = sum(_rows(path) for path in staged)
+    if progress.on_terminal():  # the bar of files has closed; the rest of the run has no files to count
+        print(f"{rows_in} documents kept by the workers: {head.split} and the stages after it, in one process",
+              file=sys.stderr, flush=True)
     result = run_curate(settings, stats_state=True, progress_sink=_no_progress,
                         phase=Phase(head.split, tuple(staged)))
-    rows_in = sum(_rows(path) for path in staged)
     rows_out = sum(_rows(path) for kind in SHARD_KINDS for path in _shards(settings.sinks.output, kind))
     if rows_in != rows_out:
         raise RuntimeError(f"the second phase of a local run wrote {rows_out} rows for {rows_in} staged documents: "
