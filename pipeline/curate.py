@@ -9,6 +9,11 @@ its own part of the typed settings (:mod:`pipeline.settings`), parsed once from 
 is written last, by the launcher, after the job has finished (the run-completion contract, :mod:`schemas.run`),
 with the settings recorded whole and the stages' counters by stage.
 
+The graph can also be built in two parts, split before the first stage that needs every file's documents
+(:func:`split_stage`, :class:`Phase`): a *head* per share of the input files and one *tail* over what the heads
+kept. ``lowbg curate --local-workers N`` (:mod:`pipeline.local_run`) runs them; the stages are the same objects
+either way (:func:`document_stages`).
+
 Before any input is read, the launcher refuses what cannot work (exit 2, one line): a bad command line
 (:mod:`pipeline.options`), an output folder that cannot be written or already holds a run, a missing
 ``--input-list``, a language, detector or thresholds file, or reference index that does not load or does not fit
@@ -18,10 +23,12 @@ balance, gets no manifest (exit 1).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
 import apache_beam as beam
+import pyarrow.parquet as pq
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
@@ -32,7 +39,7 @@ from common.hashing import in_sample
 from pipeline import progress
 from pipeline.decision import CalibrateAndDecide, check_thresholds_file
 from pipeline.dedup import Dedup, ReferenceIndexError
-from pipeline.document import utcnow
+from pipeline.document import Document, utcnow
 from pipeline.ingest import ExtractText, ReadWarc, read_path_list, slice_inputs
 from pipeline.langid import LanguageModelError, LanguageStep, check_language_model
 from pipeline.layout import (
@@ -44,6 +51,7 @@ from pipeline.layout import (
     exists,
     join,
     list_files,
+    open_read,
     prepare_output,
     read_json,
     read_run_manifest,
@@ -62,6 +70,7 @@ from pipeline.steps import ERRORS, KEPT, NAMESPACE, REJECTED_TAG, DocumentSteps
 from schemas.run import IncompleteRun
 
 MAX_DEFAULT_BUCKETS = 1024
+STAGED_BATCH_ROWS = 256  # rows of a staged shard decoded at a time (a local run's tail)
 
 
 class StartupError(InputError):
@@ -117,39 +126,119 @@ def document_steps(settings: CurateSettings) -> list:
     return [ContentPolicy(), *language, QualityStep(settings.quality)]
 
 
+# The stages after ExtractText, in order (module docstring). A local run splits the graph before the first of them
+# that needs every file's documents (:func:`split_stage`).
+DEDUP_STAGE, SCORE_STAGE, DECIDE_STAGE = "Dedup", "ScoreCascade", "CalibrateAndDecide"
+
+
+def split_stage(settings: CurateSettings) -> str | None:
+    """The first stage whose output for one document depends on other files' documents, or None when every stage
+    is per document: dedup keeps the earliest copy across all files; calibration turns every pre-cutoff score of
+    the run into thresholds (also with ``--thresholds``, which is a fallback under ``--min-calibration-docs``, and
+    whose record counts the run's pre-cutoff documents)."""
+    if settings.dedup.mode != "none":
+        return DEDUP_STAGE
+    if settings.scoring.detectors:
+        return DECIDE_STAGE
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One pipeline of a local run split at ``split`` (:mod:`pipeline.local_run`). The head (``staged`` None) reads
+    its files and runs the stages before ``split``; what they keep is its curated shards, the *staged* documents,
+    which its statistics leave out. The tail reads the ``staged`` shards of every head, in order, and runs
+    ``split`` and every stage after it, with the sinks and statistics of a whole run (no inputs record)."""
+
+    split: str
+    staged: tuple[str, ...] | None = None
+
+    @property
+    def tail(self) -> bool:
+        return self.staged is not None
+
+
+def document_stages(settings: CurateSettings, detectors: list, dedup: Dedup) -> list[tuple[str, beam.PTransform]]:
+    """The stages after ExtractText, named, in order (:mod:`pipeline.steps`' stage contract)."""
+    stages: list[tuple[str, beam.PTransform]] = [("DocumentSteps", DocumentSteps(document_steps(settings))),
+                                                 (DEDUP_STAGE, dedup)]
+    if settings.scoring.detectors:
+        stages.append((SCORE_STAGE, ScoreCascade(settings.scoring, detectors)))
+        stages.append((DECIDE_STAGE, CalibrateAndDecide(settings.decision, detectors, settings.sinks.output)))
+    return stages
+
+
+class ReadStaged(beam.PTransform):
+    """The staged documents of a local run's heads (their curated shards, :class:`Phase`) -> Documents, file by
+    file in the order given, each file's rows in their order."""
+
+    def __init__(self, paths: tuple[str, ...]):
+        super().__init__()
+        self.paths = list(paths)
+
+    def expand(self, pipeline):
+        return (pipeline
+                | "StagedFiles" >> beam.Create(self.paths, reshuffle=False)
+                | "ReadDocuments" >> beam.FlatMap(read_documents))
+
+
+def read_documents(path: str):
+    """The documents of one curated (or rejected) shard, a record batch in memory at a time."""
+    with open_read(path) as fh:
+        for batch in pq.ParquetFile(fh).iter_batches(batch_size=STAGED_BATCH_ROWS):
+            for row in batch.to_pylist():
+                yield Document.from_row(row)
+
+
 def build(pipeline: beam.Pipeline, settings: CurateSettings, processed_at: dt.datetime, num_buckets: int,
-          detectors: list, dedup: Dedup, planned: list[str] | None = None, stats_state: bool = False) -> None:
+          detectors: list, dedup: Dedup, planned: list[str] | None = None, stats_state: bool = False,
+          phase: Phase | None = None) -> None:
     """The graph (module docstring): each stage's kept documents go to the next stage, its rejected documents to
-    the rejected shards and its errors to the errors shards (:mod:`pipeline.steps`' stage contract)."""
+    the rejected shards and its errors to the errors shards (:mod:`pipeline.steps`' stage contract). ``phase``:
+    only the head or the tail of it (:class:`Phase`), a local run's two phases."""
     version = schemas.package_version()
     output, sinks = settings.sinks.output, settings.sinks
-    planned = planned if planned is not None else plan_inputs(settings.ingest)
-    read = pipeline | "ReadWarc" >> ReadWarc(settings.ingest, planned)
-    stages = [read["records"] | "ExtractText" >> ExtractText(settings.provenance, processed_at, version)]
-    stages.append(stages[-1][KEPT] | "DocumentSteps" >> DocumentSteps(document_steps(settings)))
-    stages.append(stages[-1][KEPT] | "Dedup" >> dedup)
+    stages = document_stages(settings, detectors, dedup)
+    split = [name for name, _ in stages].index(phase.split) if phase is not None else len(stages)
+    outputs = []  # every stage's {kept, rejected, errors}
+    read = None
+    if phase is None or not phase.tail:
+        planned = planned if planned is not None else plan_inputs(settings.ingest)
+        read = pipeline | "ReadWarc" >> ReadWarc(settings.ingest, planned)
+        outputs.append(read["records"] | "ExtractText" >> ExtractText(settings.provenance, processed_at, version))
+        kept = outputs[-1][KEPT]
+        stages = stages[:split]
+    else:
+        kept = pipeline | "ReadStaged" >> ReadStaged(phase.staged or ())
+        stages = stages[split:]
     thresholds = None
-    if settings.scoring.detectors:
-        stages.append(stages[-1][KEPT] | "ScoreCascade" >> ScoreCascade(settings.scoring, detectors))
-        decide = CalibrateAndDecide(settings.decision, detectors, output)
-        stages.append(stages[-1][KEPT] | "CalibrateAndDecide" >> decide)
-        thresholds = decide.thresholds
+    for name, stage in stages:
+        outputs.append(kept | name >> stage)
+        kept = outputs[-1][KEPT]
+        if isinstance(stage, CalibrateAndDecide):
+            thresholds = stage.thresholds
 
     # No Flatten of documents or errors: Beam's local runner materialises a Flatten's output (every element
     # buffered before the next stage runs). The sinks and the statistics take the lists and flatten only what
     # they reduce them to (run file paths, partial statistics).
-    curated = stages[-1][KEPT]
-    rejected = [stage[REJECTED_TAG] for stage in stages if REJECTED_TAG in stage]
+    curated = kept
+    rejected = [stage[REJECTED_TAG] for stage in outputs if REJECTED_TAG in stage]
     errors = [pcoll | f"StampErrors{i or ''}" >> beam.Map(_stamp_error, processed_at, version)
-              for i, pcoll in enumerate([read["errors"]] + [stage[ERRORS] for stage in stages if ERRORS in stage])]
+              for i, pcoll in enumerate(([read["errors"]] if read is not None else [])
+                                        + [stage[ERRORS] for stage in outputs if ERRORS in stage])]
+    if not errors:  # a tail without a stage that can fail (dedup alone)
+        errors = [pipeline | "NoErrors" >> beam.Create([])]
     _ = curated | "WriteCurated" >> WriteShards(sinks, "curated", num_buckets)
     _ = _numbered(rejected) | "WriteRejected" >> WriteShards(sinks, "rejected", num_buckets)
     _ = _numbered(errors) | "WriteErrors" >> WriteShards(sinks, "errors", num_buckets)
-    _ = ({**_numbered([curated, *rejected], "documents"), **_numbered(errors, "errors")}
+    # A head's kept documents are not final: the tail counts them once it has decided them.
+    final = rejected if phase is not None and not phase.tail else [curated, *rejected]
+    _ = ({**_numbered(final, "documents"), **_numbered(errors, "errors")}
          | "RunStats" >> RunStats(output, {"processed_at": processed_at.isoformat()}, thresholds, stats_state))
-    _ = (read["inputs"]
-         | "CollectInputs" >> beam.combiners.ToList()
-         | "WriteInputs" >> beam.Map(_write_inputs, output))
+    if read is not None:
+        _ = (read["inputs"]
+             | "CollectInputs" >> beam.combiners.ToList()
+             | "WriteInputs" >> beam.Map(_write_inputs, output))
 
 
 def _numbered(pcolls: list, prefix: str = "") -> dict:
@@ -200,16 +289,20 @@ def runs_in_process(beam_args: tuple[str, ...]) -> bool:
         a.split("=", 1)[-1] in ("DirectRunner", "direct") for a in beam_args if a.startswith("--runner="))
 
 
-def run_curate(argv: list[str] | CurateSettings, stats_state: bool = False, progress_sink=None) -> dict:
-    """One run (one worker's, for :mod:`pipeline.local_run`, which asks for its statistics' state and takes its
-    progress through ``progress_sink``); returns its manifest."""
+def run_curate(argv: list[str] | CurateSettings, stats_state: bool = False, progress_sink=None,
+               phase: Phase | None = None) -> dict:
+    """One run (one worker's, for :mod:`pipeline.local_run`, which asks for its statistics' state, takes its
+    progress through ``progress_sink`` and may run one ``phase`` of the graph); returns its manifest. A tail
+    (:class:`Phase`) has no inputs and no manifest of its own: it returns its counters alone (``metrics``)."""
     settings = argv if isinstance(argv, CurateSettings) else parse_curate_args(argv)
     output = settings.sinks.output
+    tail = phase is not None and phase.tail
     # The output first (cheap, and the commonest surprise), then everything else that can be checked without
     # reading input: a mistake is reported in seconds, not after the whole job has run.
     check_writable(output)
     prepare_output(output, settings.sinks.overwrite)
-    check_input_lists(list(settings.ingest.input_lists))
+    if not tail:
+        check_input_lists(list(settings.ingest.input_lists))
     processed_at = settings.processed_at or utcnow()
     # Models are checked here once, so one that cannot load fails before any input is read.
     try:
@@ -234,12 +327,12 @@ def run_curate(argv: list[str] | CurateSettings, stats_state: bool = False, prog
         dedup = Dedup(settings.dedup)  # refuses a reference index built with other MinHash settings
     except (OSError, ReferenceIndexError) as exc:
         raise StartupError(str(exc)) from exc
-    planned = plan_inputs(settings.ingest)
-    n_inputs = count_inputs(settings.ingest, planned)
+    planned = plan_inputs(settings.ingest) if not tail else None
+    n_inputs = count_inputs(settings.ingest, planned) if not tail else None
     num_buckets = settings.sinks.num_buckets or max(1, min(MAX_DEFAULT_BUCKETS, n_inputs or 256))
     options = PipelineOptions(list(settings.beam_args))
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, settings, processed_at, num_buckets, detectors, dedup, planned, stats_state)
+    build(pipeline, settings, processed_at, num_buckets, detectors, dedup, planned, stats_state, phase)
     bar = None
     if progress_sink is None and progress.on_terminal() and runs_in_process(settings.beam_args):
         bar = progress.Bar(n_inputs if not settings.ingest.input_lists else None)
@@ -259,6 +352,8 @@ def run_curate(argv: list[str] | CurateSettings, stats_state: bool = False, prog
     state = getattr(result, "state", PipelineState.DONE)
     if state != PipelineState.DONE:
         raise RunFailed(f"the job ended {state}, not DONE: no manifest written, {output} is not a finished run")
+    if tail:  # the launcher checks its ledger against the heads' and merges it (pipeline.local_run)
+        return {"metrics": query_counters(result)}
     extra = {"processed_at": processed_at.isoformat(), "num_buckets": num_buckets}
     if settings.ingest.input_slice:  # which part of the whole this run is: the slices' files add up to it
         index, count = settings.ingest.input_slice

@@ -11,23 +11,36 @@ file, as DataTrove splits a job into tasks:
    (a path listed twice and copies of one file always go to the same worker, whose pipeline then records them
    exactly as one worker would). A pattern that cannot be listed or matches nothing goes to worker 0 as a
    pattern, for its pipeline to report as an error row as it always does.
-2. Each worker is a full one-worker run (``--direct_running_mode=in_memory``, its own process, forked from
+2. Each worker is a one-worker run (``--direct_running_mode=in_memory``, its own process, forked from
    the launcher before any pipeline runs, so that it inherits the imports) of the same settings over its files,
    into a private staging folder ``<output>/.tmp-local/<i>``, with the number of buckets and the processing time
    the launcher resolved for the whole run. Each worker's run is checked (its manifest must balance) before
    anything is merged.
-3. One deterministic merge (:func:`merge_runs`): every shard bucket is the k-way merge of the workers' sorted
-   chunks of that bucket, cut and written exactly as :mod:`pipeline.sinks` writes one worker's
-   (:func:`pipeline.sinks.write_chunks`), buckets in parallel on the workers' processes; ``_inputs.jsonl`` is
-   the union of the workers' records sorted by path;
-   the statistics are the workers' partial accumulators (:data:`pipeline.stats.STATE_FILE`, JSON) merged; a
-   thresholds file is the one all workers wrote. Then the staging folder is deleted and the manifest is written
-   from what is on disk (:func:`pipeline.curate.finish_run`), with the counters of all workers summed.
+3. What crosses files splits the graph in two (:func:`pipeline.curate.split_stage`): dedup (``--dedup
+   exact|near`` keeps the earliest copy across all files) and the machine-text decision (its thresholds are
+   calibrated on every pre-cutoff score of the run, also with ``--thresholds``, which is only the fallback). Then
+   each worker runs the *head* of the graph, the stages before the first of those (read, extract, content policy,
+   language, quality; and dedup without copies and scoring, when the decision is where it splits): its rejected
+   documents and errors are its shards as before, and what it keeps is its curated shards, the *staged*
+   documents, which its statistics leave out (:class:`pipeline.curate.Phase`). Then one pipeline in the launcher
+   (the same settings, ``in_memory``), the *tail*, reads every worker's staged documents (worker by worker, each
+   file in order: Parquet of the document schema, which round-trips a Document exactly) and runs the rest of the
+   one-worker graph, the same code (:func:`pipeline.curate.build`), into ``<output>/.tmp-local/tail``: dedup,
+   scoring, calibration and decision, with its sinks and its partial statistics. Its ledger is checked against
+   the workers': every staged document leaves it once, curated, rejected or as an error. With nothing that
+   crosses files there is no tail and each worker runs the whole graph.
+4. One deterministic merge (:func:`merge_runs`): every shard bucket is the k-way merge of the runs' sorted
+   chunks of that bucket (the curated ones: the tail's alone when there is one), cut and written exactly as
+   :mod:`pipeline.sinks` writes one worker's (:func:`pipeline.sinks.write_chunks`), buckets in parallel on the
+   workers' processes; ``_inputs.jsonl`` is the union of the workers' records sorted by path; the statistics
+   are the runs' partial accumulators (:data:`pipeline.stats.STATE_FILE`, JSON) merged; the thresholds file is
+   the tail's (only the tail decides). Then the staging folder is deleted and the manifest is written from what
+   is on disk (:func:`pipeline.curate.finish_run`), with the counters of all runs summed.
 
-What crosses files is refused (exit 2) rather than computed per worker: dedup (``--dedup exact|near`` keeps the
-earliest copy across all files) and thresholds calibrated on the run's own pre-cutoff pages (a detector without
-``--thresholds``). Both need one pass over every file's keys or scores before any decision; until that phase
-exists (docs/scaling.md), run them with one worker or on a distributed runner.
+The tail is one process on one core: what it runs (dedup, scoring, the decision) takes as long and as much
+memory as in a one-worker run, and bounds the speed-up of a run that dedups or scores. What a worker could do
+for the tail without seeing other files (MinHash signatures, scores) is left for a later change
+(docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -37,7 +50,9 @@ import json
 import multiprocessing as mp
 import queue
 import shutil
+import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
@@ -61,20 +76,18 @@ from pipeline.settings import CurateSettings
 from pipeline.sinks import merge_sorted, write_chunks
 from pipeline.stats import STATE_FILE, RunStatsAccumulator, read_state, write_stats
 
+if TYPE_CHECKING:
+    from pipeline.curate import Phase
+
 STAGING = ".tmp-local"
+TAIL = "tail"  # the staging folder of a split run's second phase, beside the workers' 0, 1, ...
 SHARD_KINDS = ("curated", "rejected", "errors")
 READ_BATCH_ROWS = 256
 _LOCAL_BEAM_FLAGS = ("--direct_running_mode", "--direct_num_workers", "--runner")
 
 
 def check_local(settings: CurateSettings) -> None:
-    """Refuse (:class:`InputError`, exit 2) a run that local workers cannot split by file (module docstring)."""
-    if settings.dedup.mode != "none":
-        raise InputError(f"--local-workers: --dedup {settings.dedup.mode} keeps the earliest copy across all files, "
-                         "which independent workers cannot decide: give --dedup none, or run with one worker")
-    if settings.scoring.detectors and not settings.decision.thresholds:
-        raise InputError("--local-workers: thresholds calibrated on the run's own pre-cutoff pages need every "
-                         "file's scores: give --thresholds FILE (from an earlier run), or run with one worker")
+    """Refuse (:class:`InputError`, exit 2) a run that local workers cannot run: one for another runner."""
     for arg in settings.beam_args:
         if arg.startswith("--runner") and arg.split("=", 1)[-1] not in ("--runner", "DirectRunner", "direct"):
             raise InputError("--local-workers is for local runs (the DirectRunner): drop --runner")
@@ -165,14 +178,15 @@ def _set_progress_queue(progress_queue) -> None:
     _progress_queue = progress_queue
 
 
-def _worker(settings: CurateSettings) -> dict:
-    """One worker process: a full one-worker run (its manifest, checked) with its statistics' state kept."""
+def _worker(settings: CurateSettings, phase: Phase | None) -> dict:
+    """One worker process: a one-worker run (its manifest, checked) with its statistics' state kept; the head of
+    the graph alone when the run is split (``phase``)."""
     from pipeline.curate import run_curate
 
     progress_queue = _progress_queue
     sink = progress.Batched(lambda f, r: progress_queue.put((f, r))) if progress_queue is not None else None
     try:
-        return run_curate(settings, stats_state=True, progress_sink=sink or _no_progress)
+        return run_curate(settings, stats_state=True, progress_sink=sink or _no_progress, phase=phase)
     finally:
         if sink is not None:
             sink.flush()
@@ -184,7 +198,7 @@ def _no_progress(files: int, records: int) -> None:
 
 def run_local(settings: CurateSettings, workers: int) -> dict:
     """The whole local run (module docstring); returns its manifest."""
-    from pipeline.curate import MAX_DEFAULT_BUCKETS, count_inputs, finish_run, plan_inputs
+    from pipeline.curate import MAX_DEFAULT_BUCKETS, Phase, count_inputs, finish_run, plan_inputs, split_stage
 
     check_local(settings)
     output = settings.sinks.output
@@ -206,8 +220,13 @@ def run_local(settings: CurateSettings, workers: int) -> dict:
         if paths_file:
             write_bytes(paths_file, "".join(p + "\n" for p in paths).encode())
         jobs.append(worker_settings(settings, stagings[i], paths_file, patterns, num_buckets, processed_at))
+    split = split_stage(settings)
+    tail = None
+    if split is not None:  # the tail's run: the same settings, no inputs, its own staging folder
+        tail = worker_settings(settings, join(staging_root, TAIL), None, [], num_buckets, processed_at)
     try:
-        manifests = _run_workers(jobs, listing.files, stagings, output, num_buckets, settings.sinks.shard_size)
+        manifests = _run_workers(jobs, listing.files, stagings, output, num_buckets, settings.sinks.shard_size,
+                                 Phase(split) if split is not None else None, tail)
     finally:
         _remove_tree(staging_root)
     extra: dict = {"processed_at": processed_at.isoformat(), "num_buckets": num_buckets}
@@ -219,8 +238,10 @@ def run_local(settings: CurateSettings, workers: int) -> dict:
 
 
 def _run_workers(jobs: list[CurateSettings], files: int, stagings: list[str], output: str, num_buckets: int,
-                 shard_size: int) -> list[dict]:
-    """Run the workers, then merge their runs (the buckets merged in parallel by the same processes)."""
+                 shard_size: int, head: Phase | None = None, tail: CurateSettings | None = None) -> list[dict]:
+    """Run the workers (the heads of a split run: ``head``), then the tail in this process when the run is split,
+    then merge their runs (the buckets merged in parallel by the workers' processes). Returns the workers' manifests
+    and the tail's counters."""
     # fork where there is one: the workers inherit the launcher's imports (Beam, pyarrow, torch through
     # apache_beam.ml.inference: ~4.5 CPU-s a process, the largest cost of a worker on small inputs). The launcher
     # has run no pipeline and started no thread yet (the progress bar's monitor thread starts after the fork).
@@ -229,7 +250,7 @@ def _run_workers(jobs: list[CurateSettings], files: int, stagings: list[str], ou
     progress_queue = context.Queue() if progress.on_terminal() else None
     # a queue reaches the workers by inheritance only: through the pool's initializer, not as an argument
     with context.Pool(len(jobs), initializer=_set_progress_queue, initargs=(progress_queue,)) as pool:
-        pending = [pool.apply_async(_worker, (job,)) for job in jobs]
+        pending = [pool.apply_async(_worker, (job, head)) for job in jobs]
         bar = progress.Bar(files) if progress_queue is not None else None
         while not all(p.ready() for p in pending):
             if progress_queue is not None and bar is not None:
@@ -244,8 +265,42 @@ def _run_workers(jobs: list[CurateSettings], files: int, stagings: list[str], ou
         if bar is not None:
             bar.close()
         manifests = [p.get() for p in pending]  # re-raises a worker's failure
-        merge_runs(stagings, output, num_buckets, shard_size, pool.starmap)
+        tail_staging = None
+        if head is not None and tail is not None:
+            manifests.append(run_tail(tail, head, stagings))
+            tail_staging = tail.sinks.output
+        merge_runs(stagings, output, num_buckets, shard_size, pool.starmap, tail_staging)
         return manifests
+
+
+def run_tail(settings: CurateSettings, head: Phase, stagings: list[str]) -> dict:
+    """Phase 2 of a split run (module docstring), in this process: the stages from ``head.split`` on over the
+    heads' staged documents (their curated shards, in worker order), into ``settings.sinks.output``. Its ledger is
+    checked against the heads': every staged document leaves it exactly once, curated, rejected or as an error.
+    Returns its counters (``metrics``)."""
+    from pipeline.curate import Phase, run_curate
+
+    staged = [path for staging in stagings for path in sorted(_shards(staging, "curated"))]
+    rows_in = sum(_rows(path) for path in staged)
+    if progress.on_terminal():  # the bar of files has closed; the rest of the run has no files to count
+        print(f"{rows_in} documents kept by the workers: {head.split} and the stages after it, in one process",
+              file=sys.stderr, flush=True)
+    result = run_curate(settings, stats_state=True, progress_sink=_no_progress,
+                        phase=Phase(head.split, tuple(staged)))
+    rows_out = sum(_rows(path) for kind in SHARD_KINDS for path in _shards(settings.sinks.output, kind))
+    if rows_in != rows_out:
+        raise RuntimeError(f"the second phase of a local run wrote {rows_out} rows for {rows_in} staged documents: "
+                           "not one run")
+    return result
+
+
+def _shards(staging: str, kind: str) -> list[str]:
+    return [f.path for f in list_files(join(staging, f"{kind}/part-*.parquet"))]
+
+
+def _rows(path: str) -> int:
+    with open_read(path) as fh:
+        return pq.ParquetFile(fh).metadata.num_rows
 
 
 def sum_metrics(per_worker) -> dict[str, dict[str, int]]:
@@ -261,18 +316,23 @@ def sum_metrics(per_worker) -> dict[str, dict[str, int]]:
 # --- merge --------------------------------------------------------------------------------------------------
 
 
-def merge_runs(stagings: list[str], output: str, num_buckets: int, shard_size: int, starmap=None) -> None:
-    """The workers' runs (in ``stagings``) into one run in ``output`` (module docstring, step 3). Buckets are
+def merge_runs(stagings: list[str], output: str, num_buckets: int, shard_size: int, starmap=None,
+               tail: str | None = None) -> None:
+    """The workers' runs (in ``stagings``) into one run in ``output`` (module docstring, step 3); with the ``tail``
+    of a split run, the curated shards are the tail's alone (the workers' are what the tail read), the rejected
+    and errors shards, statistics and thresholds those of every run, the inputs record the workers'. Buckets are
     independent: ``starmap`` (a pool's) merges them in parallel."""
-    tasks = [(stagings, output, kind, bucket, shard_size) for kind in SHARD_KINDS for bucket in range(num_buckets)]
+    every = [*stagings, tail] if tail is not None else stagings
+    sources = {"curated": [tail] if tail is not None else stagings, "rejected": every, "errors": every}
+    tasks = [(sources[kind], output, kind, bucket, shard_size) for kind in SHARD_KINDS for bucket in range(num_buckets)]
     if starmap is None:
         for task in tasks:
             merge_bucket(*task)
     else:
         starmap(merge_bucket, tasks, chunksize=max(1, len(tasks) // 16))
     _merge_inputs(stagings, output)
-    thresholds = _merge_thresholds(stagings, output)
-    _merge_stats(stagings, output, thresholds)
+    thresholds = _merge_thresholds(every, output)
+    _merge_stats(every, output, thresholds)
 
 
 def merge_bucket(stagings: list[str], output: str, kind: str, bucket: int, shard_size: int) -> None:

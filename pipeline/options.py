@@ -165,8 +165,9 @@ def build_curate_parser() -> ArgumentParser:
     add_flag(io, "--overwrite")
     io.add_argument("--local-workers", type=positive_int, default=1, metavar="N",
                     help="a local run on N processes, each a one-worker run over its share of the input files, "
-                    "merged into the output one worker would write (byte for byte); not with --dedup exact|near "
-                    "or run-calibrated thresholds (docs/scaling.md)")
+                    "merged into the output one worker would write (byte for byte); dedup and the detectors' "
+                    "calibration and decision, which need every file's documents, run after them in one process "
+                    "(docs/scaling.md)")
 
     prov = p.add_argument_group("provenance")
     prov.add_argument("--cutoff", type=utc_time, default=cutoff,

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -84,10 +86,27 @@ def _run_files(out):
     return files
 
 
-def test_local_workers_write_what_one_worker_writes_byte_for_byte(tmp_path):
+@pytest.fixture
+def staging_folders(monkeypatch):
+    """The folders of each local run's staging area, seen just before the launcher deletes it."""
+    import pipeline.local_run
+
+    seen: list[set[str]] = []
+    remove = pipeline.local_run._remove_tree
+
+    def spy(path):
+        seen.append({p.name for p in Path(path).iterdir() if p.is_dir()})
+        remove(path)
+
+    monkeypatch.setattr(pipeline.local_run, "_remove_tree", spy)
+    return seen
+
+
+def test_local_workers_write_what_one_worker_writes_byte_for_byte(tmp_path, staging_folders):
     """`--local-workers 2`: workers over disjoint files, then one merge: the same shards, inputs record and
     statistics as one worker, byte for byte, and the same ledger; copies of one file (the same path twice, the
-    same bytes under another name) are still recognised across what would be two workers' shares."""
+    same bytes under another name) are still recognised across what would be two workers' shares. Nothing
+    crosses files (no dedup, no detector): one phase, no second pipeline."""
     copy = tmp_path / "copy-of-2020-34.warc.gz"
     copy.write_bytes((DATA / "cc-main-2020-34.warc.gz").read_bytes())
     inputs = (str(DATA / "cc-main-2020-34.warc.gz"), str(DATA / "clueweb09-invalid-date.warc.gz"),
@@ -105,6 +124,80 @@ def test_local_workers_write_what_one_worker_writes_byte_for_byte(tmp_path):
     assert fa.keys() == fb.keys() and sum(k.startswith("curated/") for k in fa) > 3
     assert [k for k in fa if fa[k] != fb[k]] == []
     assert not list(b.glob(".tmp-*"))
+    assert staging_folders == [{"0", "1"}]  # the workers' runs alone: no tail
+
+
+def _cross_file_inputs(tmp_path) -> tuple[Path, Path, dict]:
+    """Two files whose pages are copies of each other's, exact and near, the earliest copy sometimes in one and
+    sometimes in the other, and pre-cutoff human pages (calibration) and post-cutoff pages (human and machine)
+    in both. Returns the files and, by URL, the URL of the page each copy copies."""
+    from tests.pipeline.test_dedup_e2e import near_copy, real_pages
+    from tests.pipeline.test_scoring import POST, PRE, pairs, write_warc
+
+    pages = real_pages(6)
+    docs: dict[str, list] = {"a": [], "b": []}
+    copies = {}
+    for i, text in enumerate(pages):
+        home, away = ("a", "b") if i % 2 else ("b", "a")
+        original = f"http://orig.example/{i}"
+        docs[home].append((original, text, f"2019-0{i + 1}-15T00:00:00Z"))
+        docs[away].append((f"http://exact.example/{i}", text, "2024-01-01T00:00:00Z"))
+        docs[away].append((f"http://near.example/{i}", near_copy(text, i), "2023-06-01T00:00:00Z"))
+        copies[f"http://exact.example/{i}"] = copies[f"http://near.example/{i}"] = original
+    data = pairs("exp_gpt3to4/xsum_gpt-4.raw_data.json")
+    for i, (human, machine) in enumerate(zip(data["original"][:40], data["sampled"][:40])):
+        side = "ab"[i % 2]
+        docs[side].append((f"http://pre.example/{i}", human, PRE))
+        docs[side].append((f"http://machine.example/{i}", machine, POST))
+    a, b = tmp_path / "a.warc.gz", tmp_path / "b.warc.gz"
+    write_warc(a, docs["a"])
+    write_warc(b, docs["b"])
+    return a, b, copies
+
+
+@pytest.mark.parametrize("dedup, detectors", [("near", "fasttext"), ("exact", "none"), ("none", "fasttext")])
+def test_local_workers_split_at_what_crosses_files(tmp_path, staging_folders, dedup, detectors):
+    """Dedup (the earliest copy across all files) and run-calibrated thresholds (every pre-cutoff score of the
+    run) with `--local-workers 2`: the workers run the stages before the first of those, and one pipeline runs
+    the rest over every worker's kept documents: the same files as one worker, byte for byte, the same ledger
+    and the same counters; copies whose survivor was read by the other worker are found, and the thresholds
+    are calibrated on both workers' pages."""
+    from pipeline.local_run import deal, plan
+    from pipeline.options import parse_curate_args
+
+    a, b, copies = _cross_file_inputs(tmp_path)
+    inputs = (str(a), str(DATA / "malformed" / "clipped.warc.gz"), str(b))
+    extra = ("--dedup", dedup, "--shard-size", "9", "--num-buckets", "3", "--min-calibration-docs", "10",
+             "--on-machine", "reject", "--target-fpr", "0.2")
+    argv = ["--output", str(tmp_path / "x"), "--detectors", detectors, *extra]
+    shares = deal(plan(parse_curate_args(argv + [a for p in inputs for a in ("--input", p)])).groups, 2)
+    worker_of = {path: i for i, share in enumerate(shares) for path, _ in share}
+    assert worker_of[str(a)] != worker_of[str(b)]  # the copies cross workers
+
+    one, local = tmp_path / "one", tmp_path / "local"
+    ma = curate(one, *inputs, extra=extra, detectors=detectors)
+    mb = curate(local, *inputs, extra=(*extra, "--local-workers", "2"), detectors=detectors)
+    assert mb["balanced"] and ma["counts"] == mb["counts"] and ma["counts"]["errors"] > 0
+    assert ma["metrics"] == mb["metrics"] and ma["shards"] == mb["shards"] and ma["inputs"] == mb["inputs"]
+    assert ma["thresholds"] == mb["thresholds"]
+    fa, fb = _run_files(one), _run_files(local)
+    assert fa.keys() == fb.keys() and [k for k in fa if fa[k] != fb[k]] == []
+    assert staging_folders == [{"0", "1", "tail"}]  # the workers' heads, and the tail
+
+    rows = {r["url"]: r for kind in ("curated", "rejected") for r in read_kind(local, kind).to_pylist()}
+    if dedup != "none":
+        crossed = [url for url, original in copies.items()
+                   if rows[url].get("duplicate_of") == rows[original]["id"]
+                   and worker_of[rows[url]["warc_file"]] != worker_of[rows[original]["warc_file"]]]
+        expected = {u for u in copies if dedup == "near" or u.startswith("http://exact.")}
+        assert set(crossed) == expected and rows[copies[crossed[0]]]["dup_cluster_size"] == len(expected) // 6 + 1
+    if detectors != "none":
+        entry = mb["thresholds"]["fasttext"]
+        calibration = [r for r in rows.values() if r["provenance"] == "pre_cutoff" and r.get("reason") is None
+                       and r["scores"][0]["value"] is not None]  # every pre-cutoff page that reached the decision
+        assert entry["source"].startswith("calibrated") and entry["n_human"] == len(calibration)
+        assert {worker_of[r["warc_file"]] for r in calibration} == {0, 1}
+        assert mb["counts"]["rejected_by_reason"].get("machine_generated", 0) > 0
 
 
 def test_local_workers_cut_the_same_slice_as_one_worker(tmp_path):
@@ -121,12 +214,11 @@ def test_local_workers_cut_the_same_slice_as_one_worker(tmp_path):
     assert fa.keys() == fb.keys() and [k for k in fa if fa[k] != fb[k]] == []
 
 
-def test_local_workers_refuse_what_crosses_files(tmp_path, capsys):
+def test_local_workers_refuse_another_runner(tmp_path, capsys):
     argv = ["curate", "--input", str(DATA / "*.warc.gz"), "--output", str(tmp_path / "o"), "--detectors", "none",
-            "--local-workers", "2"]
-    assert lowbg(argv) == 2 and "--dedup" in capsys.readouterr().err
-    assert lowbg(argv[:-4] + ["--detectors", "fasttext", "--dedup", "none", "--local-workers", "2"]) == 2
-    assert "--thresholds" in capsys.readouterr().err
+            "--local-workers", "2", "--runner=PortableRunner"]
+    assert lowbg(argv) == 2 and "drop --runner" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_progress_counts_every_record_and_file_and_draws_nothing_off_a_terminal(tmp_path, capsys):
