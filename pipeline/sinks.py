@@ -51,8 +51,11 @@ from pipeline.settings import SinkSettings
 
 SPILL_BYTES = 12 * 2**20  # rows buffered by one writer before a sorted run is written (estimated bytes)
 ROW_OVERHEAD_BYTES = 1024  # the estimate of a row's size besides its text: ids, URLs, signals, Python objects
-RUN_BATCH_ROWS = 64  # rows per record batch of a run file: what the merge holds of each run at a time
+# rows per record batch of a run file: what the merge holds of each run at a time (as Arrow and as dicts; ~0.5 MB
+# for 16 rows of real text); the merge of a 32,000-record file reads ~26 runs at once
+RUN_BATCH_ROWS = 16
 ROW_GROUP_ROWS = 2048  # rows per Parquet row group at most
+ARROW_BATCH_ROWS = 64  # rows of a row group being built held as Python dicts before they are converted to Arrow
 RUN_SUFFIX = ".arrows"
 
 
@@ -117,22 +120,49 @@ def write_chunks(rows: Iterator[dict], kind: str, shard_size: int, output: str, 
         first, chunk = state["next"], chunk + 1
 
 
+class _RowGroup:
+    """The rows of one Parquet row group, held as Arrow (compact) rather than as Python dicts: every
+    :data:`ARROW_BATCH_ROWS` rows are converted, and the pieces joined into one contiguous table when the group is
+    written. A row of real text is about twice as large as a Python dict as in Arrow (a ``str`` with one non-Latin-1
+    character stores every character in 2 or 4 bytes), and a row group of 2,048 such dicts held ~70 MB: the largest
+    single allocation of a local run (``docs/scaling.md``, section 1)."""
+
+    def __init__(self, kind: str):
+        self.kind, self.rows, self.tables, self.size = kind, [], [], 0
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        self.size += 1
+        if len(self.rows) == ARROW_BATCH_ROWS:
+            self.tables.append(schemas.table_from_rows(self.rows, self.kind))
+            self.rows = []
+
+    def write(self, writer: pq.ParquetWriter) -> None:
+        if self.rows:
+            self.tables.append(schemas.table_from_rows(self.rows, self.kind))
+        # One contiguous table: the pieces as separate chunks would be written as other pages (other bytes).
+        table = pa.concat_tables(self.tables).combine_chunks()
+        self.rows, self.tables, self.size = [], [], 0
+        writer.write_table(table)
+
+
 def _write_chunk(sink, kind: str, head: dict, rows: Iterator[dict], shard_size: int) -> dict | None:
     """Write ``head`` and the rows after it up to ``shard_size`` rows as one Parquet file; the row after the chunk
     (None at the end)."""
     schema = schemas.schema_for(kind)
-    group, written = [head], 1
+    group = _RowGroup(kind)
+    group.append(head)
+    written = 1
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
         for row in rows:
             if written == shard_size:
-                writer.write_table(schemas.table_from_rows(group, kind))
+                group.write(writer)
                 return row
-            if len(group) == ROW_GROUP_ROWS:
-                writer.write_table(schemas.table_from_rows(group, kind))
-                group = []
+            if group.size == ROW_GROUP_ROWS:
+                group.write(writer)
             group.append(row)
             written += 1
-        writer.write_table(schemas.table_from_rows(group, kind))
+        group.write(writer)
     return None
 
 
