@@ -16,7 +16,8 @@ Memory does not grow with the input (an external merge sort, as a database sorts
   in memory, since a local run has one bucket per input file);
 * ``_WriteBucket`` merges a bucket's runs (``heapq.merge``: a batch of each run in memory at a time) into the one
   sorted order, cuts it into chunks and writes each chunk as Parquet row groups of at most :data:`ROW_GROUP_ROWS`
-  rows, streamed (``pyarrow.parquet.ParquetWriter``), then deletes the runs.
+  rows, streamed (``pyarrow.parquet.ParquetWriter``), then deletes the runs. The row group being built is held as
+  Arrow (converted every :data:`ARROW_BATCH_ROWS` rows), not as 2,048 Python dicts.
 
 A chunk of at most :data:`ROW_GROUP_ROWS` rows is one row group, byte for byte what ``pyarrow.parquet.write_table``
 writes; larger chunks have several row groups of that size (the row group is Parquet's unit of reading anyway).
@@ -128,7 +129,9 @@ class _RowGroup:
     single allocation of a local run (``docs/scaling.md``, section 1)."""
 
     def __init__(self, kind: str):
-        self.kind, self.rows, self.tables, self.size = kind, [], [], 0
+        self.kind, self.size = kind, 0
+        self.rows: list[dict] = []
+        self.tables: list[pa.Table] = []
 
     def append(self, row: dict) -> None:
         self.rows.append(row)

@@ -37,9 +37,17 @@ How: documents never go through a shuffle keyed by content. A light :class:`~pip
 per document does: exact clusters (GroupByKey on text hash) -> one representative each -> band keys ->
 GroupByKey on band keys (every bucket member linked to the bucket's smallest id after a Jaccard check; the
 reference index's band rows join the same groups) -> connected components -> survivor per component ->
-decisions fanned out to exact copies -> one CoGroupByKey by document id puts decisions on documents. Every
-grouped iterable that can be large (a text hash, a bucket, a component, a representative's copies) is
-streamed twice (summary first, then output), never collected.
+decisions fanned out to exact copies -> decisions put on documents by id. Every grouped iterable that can be
+large (a text hash, a bucket, a component, a representative's copies) is streamed twice (summary first, then
+output), never collected.
+
+Putting decisions on documents: with ``spill_dir`` (``lowbg curate`` passes the run's output folder) a merge join
+through disk, as the sinks sort (:mod:`pipeline.sinks`): each worker buffers documents up to
+:data:`JOIN_SPILL_BYTES`, writes them sorted by id as runs (``<spill_dir>/.tmp-dedup-run-*.docs``, one per join
+bucket, each document encoded by Beam's coder for it, as the shuffle would have), and only run paths and the
+decisions are shuffled, by bucket (:data:`JOIN_BUCKETS`); the bucket's worker holds its decisions by id, merges its
+runs one document of each at a time, and deletes them. Without ``spill_dir``, one CoGroupByKey by id (documents
+through the shuffle: Beam's local runner buffers a shuffle's whole input, ~30-70 KB a document in memory).
 """
 
 from __future__ import annotations
@@ -364,7 +372,8 @@ class _JoinOnDisk(_Apply):
 
     def process(self, element):
         _, values = element
-        runs, decisions = [], {}
+        runs: list[str] = []
+        decisions: dict[str, list] = {}
         for tag, value in values:
             if tag == "r":
                 runs.append(value)
