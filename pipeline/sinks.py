@@ -34,6 +34,7 @@ final name. Names and paths are :mod:`pipeline.layout`'s.
 from __future__ import annotations
 
 import heapq
+import struct
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -58,6 +59,8 @@ RUN_BATCH_ROWS = 16
 ROW_GROUP_ROWS = 2048  # rows per Parquet row group at most
 ARROW_BATCH_ROWS = 64  # rows of a row group being built held as Python dicts before they are converted to Arrow
 RUN_SUFFIX = ".arrows"
+DOCUMENT_RUN_SUFFIX = ".docs"  # runs of whole documents (SpillDocuments)
+_LENGTH = struct.Struct("<I")
 
 
 def _bucket(key: str, num_buckets: int) -> int:
@@ -200,6 +203,70 @@ class _SpillRuns(beam.DoFn):
             write_run(rows, self.kind, path)
             yield bucket, path
         self.buffers, self.buffered = {}, 0
+
+
+def document_bucket(doc_id: str, buckets: int) -> int:
+    return zlib.crc32(doc_id.encode("utf-8")) % buckets
+
+
+class SpillDocuments(beam.DoFn):
+    """Documents -> (bucket, run path): runs of whole documents on disk, so that a stage which must wait for all
+    of its input (a join, a side input) holds their paths and not the documents (Beam's local runner buffers
+    whatever waits, whole). Each worker buffers documents up to ``spill_bytes`` (estimated: text + a fixed
+    overhead), then writes each bucket's buffer (``document_bucket(id, buckets)``), sorted by id, as one run:
+    ``<folder>/.tmp-<name>-<random>.docs``, each document length-prefixed and encoded by Beam's coder for
+    :class:`Document`, as a shuffle would have carried it. :func:`read_documents` reads a run back; its reader
+    deletes it."""
+
+    def __init__(self, folder: str, buckets: int = 1, spill_bytes: int | None = None, name: str = "documents"):
+        self.folder, self.buckets, self.name = folder, buckets, name
+        self.spill_bytes = spill_bytes if spill_bytes is not None else SPILL_BYTES
+
+    def setup(self):
+        self.coder = beam.coders.registry.get_coder(Document)
+
+    def start_bundle(self):
+        self.buffers: dict[int, list[Document]] = {}
+        self.buffered = 0
+
+    def process(self, doc: Document):
+        self.buffers.setdefault(document_bucket(doc.id, self.buckets), []).append(doc)
+        self.buffered += len(doc.text or "") + ROW_OVERHEAD_BYTES
+        if self.buffered >= self.spill_bytes:
+            yield from self._spill()
+
+    def finish_bundle(self):
+        for element in self._spill():
+            yield GlobalWindows.windowed_value(element)
+
+    def _spill(self) -> Iterator[tuple[int, str]]:
+        for bucket in sorted(self.buffers):
+            docs = sorted(self.buffers[bucket], key=lambda d: d.id)
+            path = join(self.folder, f"{TMP_PREFIX}{self.name}-{uuid.uuid4().hex}{DOCUMENT_RUN_SUFFIX}")
+            with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+                for doc in docs:
+                    data = self.coder.encode(doc)
+                    fh.write(_LENGTH.pack(len(data)))
+                    fh.write(data)
+            yield bucket, path
+        self.buffers, self.buffered = {}, 0
+
+
+def read_documents(path: str, coder=None) -> Iterator[Document]:
+    """The documents of a run written by :class:`SpillDocuments`, one at a time, in its order (by id)."""
+    coder = coder if coder is not None else beam.coders.registry.get_coder(Document)
+    with open_read(path) as fh:
+        while True:
+            head = fh.read(_LENGTH.size)
+            if not head:
+                return
+            if len(head) != _LENGTH.size:
+                raise OSError(f"{path}: truncated run of documents")
+            (size,) = _LENGTH.unpack(head)
+            data = fh.read(size)
+            if len(data) != size:
+                raise OSError(f"{path}: truncated run of documents ({len(data)} of {size} bytes)")
+            yield coder.decode(data)
 
 
 class _WriteBucket(beam.DoFn):

@@ -54,27 +54,21 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import struct
-import uuid
-import zlib
-from collections.abc import Iterator
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.transforms.window import GlobalWindows
 
 from pipeline.dedup import components
 from pipeline.dedup.cluster import KEEP, ClusterSummary, Node, apply_decision, node_of
 from pipeline.dedup.minhash import MinHasher, band_keys, optimal_bands
 from pipeline.dedup.normalize import fold, text_hash
 from pipeline.document import Document
-from pipeline.layout import TMP_PREFIX, delete, join, open_read
+from pipeline.layout import delete
 from pipeline.provenance import PRE_CUTOFF, captured_pre_cutoff
 from pipeline.reasons import DEDUP
 from pipeline.settings import DedupSettings, MinHashSettings
+from pipeline.sinks import SpillDocuments, document_bucket, read_documents
 from pipeline.steps import KEPT, REJECTED_TAG, StageCounters, stage_output
 
 FINGERPRINT_BATCH = 512  # documents per vectorised MinHash call (larger batches amortise numpy call overhead)
@@ -82,10 +76,7 @@ FINGERPRINT_BATCH = 512  # documents per vectorised MinHash call (larger batches
 # before its sorted runs are written (estimated: text + a fixed overhead), and the join's buckets (its parallelism;
 # one bucket's decisions are held in memory by the worker that joins it).
 JOIN_SPILL_BYTES = 12 * 2**20
-JOIN_ROW_OVERHEAD_BYTES = 1024
 JOIN_BUCKETS = 16
-JOIN_RUN_SUFFIX = ".docs"
-_LENGTH = struct.Struct("<I")
 
 
 class _Fingerprint(beam.DoFn):
@@ -305,59 +296,7 @@ class _Apply(beam.DoFn):
 
 
 def _join_bucket(doc_id: str) -> int:
-    return zlib.crc32(doc_id.encode("utf-8")) % JOIN_BUCKETS
-
-
-class _SpillDocuments(beam.DoFn):
-    """Documents -> (bucket, ('r', run path)): runs of documents sorted by id, at most :data:`JOIN_SPILL_BYTES`
-    (estimated) buffered at a time, each document as the shuffle would have encoded it (Beam's coder for
-    :class:`Document`), length-prefixed."""
-
-    def __init__(self, folder: str):
-        self.folder = folder
-
-    def setup(self):
-        self.coder = beam.coders.registry.get_coder(Document)
-
-    def start_bundle(self):
-        self.buffers: dict[int, list[Document]] = {}
-        self.buffered = 0
-
-    def process(self, doc: Document):
-        self.buffers.setdefault(_join_bucket(doc.id), []).append(doc)
-        self.buffered += len(doc.text or "") + JOIN_ROW_OVERHEAD_BYTES
-        if self.buffered >= JOIN_SPILL_BYTES:
-            yield from self._spill()
-
-    def finish_bundle(self):
-        for element in self._spill():
-            yield GlobalWindows.windowed_value(element)
-
-    def _spill(self):
-        for bucket in sorted(self.buffers):
-            docs = sorted(self.buffers[bucket], key=lambda d: d.id)
-            path = join(self.folder, f"{TMP_PREFIX}dedup-run-{uuid.uuid4().hex}{JOIN_RUN_SUFFIX}")
-            with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-                for doc in docs:
-                    data = self.coder.encode(doc)
-                    fh.write(_LENGTH.pack(len(data)))
-                    fh.write(data)
-            yield bucket, ("r", path)
-        self.buffers, self.buffered = {}, 0
-
-
-def _read_documents(path: str, coder) -> Iterator[Document]:
-    """The documents of one run, one at a time."""
-    with open_read(path) as fh:
-        while True:
-            head = fh.read(_LENGTH.size)
-            if not head:
-                return
-            (size,) = _LENGTH.unpack(head)
-            data = fh.read(size)
-            if len(data) != size:
-                raise OSError(f"{path}: truncated dedup run ({len(data)} of {size} bytes)")
-            yield coder.decode(data)
+    return document_bucket(doc_id, JOIN_BUCKETS)
 
 
 class _JoinOnDisk(_Apply):
@@ -380,7 +319,7 @@ class _JoinOnDisk(_Apply):
             else:
                 decisions.setdefault(value[0], []).append(value[1])
         runs.sort()  # the shuffle's order must not decide the order of documents with one id
-        merged = heapq.merge(*(_read_documents(path, self.coder) for path in runs), key=lambda d: d.id)
+        merged = heapq.merge(*(read_documents(path, self.coder) for path in runs), key=lambda d: d.id)
         for doc_id, docs in itertools.groupby(merged, key=lambda d: d.id):
             yield from self.apply(list(docs), decisions.pop(doc_id, []))
         for doc_id in sorted(decisions):  # decisions whose document never came: counted as id collisions
@@ -508,7 +447,10 @@ class Dedup(beam.PTransform):
         """Put each document's decision on it: {kept, rejected}. With ``spill_dir``, a merge join through sorted
         runs of documents on disk (only run paths and decisions are shuffled); otherwise a CoGroupByKey by id."""
         if self.spill_dir is not None:
-            runs = kept | "SpillDocuments" >> beam.ParDo(_SpillDocuments(self.spill_dir))
+            runs = (kept
+                    | "SpillDocuments" >> beam.ParDo(SpillDocuments(self.spill_dir, JOIN_BUCKETS, JOIN_SPILL_BYTES,
+                                                                    name="dedup-run"))
+                    | "TagRuns" >> beam.Map(lambda kv: (kv[0], ("r", kv[1]))))
             keyed = decisions | "KeyDecisionByBucket" >> beam.Map(lambda kv: (_join_bucket(kv[0]), ("d", kv)))
             decided = ((runs, keyed)
                        | "FlattenRunsAndDecisions" >> beam.Flatten()
