@@ -324,7 +324,8 @@ def run_curate(argv: list[str] | CurateSettings, stats_state: bool = False, prog
             message = str(exc) if thresholds_file in str(exc) else f"--thresholds {thresholds_file}: {exc}"
             raise StartupError(message) from exc
     try:
-        dedup = Dedup(settings.dedup)  # refuses a reference index built with other MinHash settings
+        # refuses a reference index built with other MinHash settings; joins decisions through runs on disk
+        dedup = Dedup(settings.dedup, spill_dir=settings.sinks.output)
     except (OSError, ReferenceIndexError) as exc:
         raise StartupError(str(exc)) from exc
     planned = plan_inputs(settings.ingest) if not tail else None

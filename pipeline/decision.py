@@ -39,10 +39,11 @@ from detectors.base import LOWER_IS_MACHINE
 from detectors.calibration import LanguageThreshold, Thresholds, threshold_at_fpr
 from detectors.registry import DetectorSpec
 from pipeline.document import Document
-from pipeline.layout import THRESHOLDS_FILE, join, read_json, write_bytes
+from pipeline.layout import THRESHOLDS_FILE, delete, join, read_json, write_bytes
 from pipeline.provenance import captured_pre_cutoff, human_era
 from pipeline.reasons import DECISION, REASON_MACHINE_GENERATED, REASON_UNCERTAIN
 from pipeline.settings import DecisionSettings
+from pipeline.sinks import SpillDocuments, read_documents
 from pipeline.steps import KEPT, REJECTED_TAG, StageCounters, stage_output
 
 ALL_LANGUAGES = "*"
@@ -225,6 +226,9 @@ class _Decide(beam.DoFn):
         self.thresholds_of = ThresholdsOf()
 
     def process(self, doc: Document, record: dict):
+        yield from self.decide(doc, record)
+
+    def decide(self, doc: Document, record: dict):
         thresholds = self.thresholds_of(record)
         rejected = self.policy.decide(doc, thresholds)
         if rejected is not None:
@@ -236,6 +240,22 @@ class _Decide(beam.DoFn):
             self.counters.count("flagged_kept")  # on_machine: keep
         self.counters.kept()
         yield doc
+
+
+class _DecideRun(beam.DoFn):
+    """A run of documents written by :class:`~pipeline.sinks.SpillDocuments` -> each decided as :class:`_Decide`
+    decides; the run deleted."""
+
+    def __init__(self, policy: MachinePolicy):
+        self.decider = _Decide(policy)
+
+    def setup(self):
+        self.coder = beam.coders.registry.get_coder(Document)
+
+    def process(self, path: str, record: dict):
+        for doc in read_documents(path, self.coder):
+            yield from self.decider.decide(doc, record)
+        delete([path])
 
 
 class CalibrateAndDecide(beam.PTransform):
@@ -259,6 +279,11 @@ class CalibrateAndDecide(beam.PTransform):
         _ = record | "WriteThresholds" >> beam.Map(_write_thresholds, self.output)
         self.thresholds = record
         policy = MachinePolicy([s.name for s in specs], settings)
-        decided = documents | "MachinePolicy" >> beam.ParDo(
-            _Decide(policy), beam.pvalue.AsSingleton(record)).with_outputs(REJECTED_TAG, main=KEPT)
+        # The decision waits for the thresholds, i.e. for every document: what waits is held whole by Beam's
+        # local runner, so the documents wait on disk (runs of SpillDocuments) and only their paths in memory.
+        runs = (documents
+                | "SpillScored" >> beam.ParDo(SpillDocuments(self.output, name="scored"))
+                | "RunPaths" >> beam.Values())
+        decided = runs | "MachinePolicy" >> beam.ParDo(
+            _DecideRun(policy), beam.pvalue.AsSingleton(record)).with_outputs(REJECTED_TAG, main=KEPT)
         return stage_output(decided[KEPT], decided[REJECTED_TAG])

@@ -16,7 +16,8 @@ Memory does not grow with the input (an external merge sort, as a database sorts
   in memory, since a local run has one bucket per input file);
 * ``_WriteBucket`` merges a bucket's runs (``heapq.merge``: a batch of each run in memory at a time) into the one
   sorted order, cuts it into chunks and writes each chunk as Parquet row groups of at most :data:`ROW_GROUP_ROWS`
-  rows, streamed (``pyarrow.parquet.ParquetWriter``), then deletes the runs.
+  rows, streamed (``pyarrow.parquet.ParquetWriter``), then deletes the runs. The row group being built is held as
+  Arrow (converted every :data:`ARROW_BATCH_ROWS` rows), not as 2,048 Python dicts.
 
 A chunk of at most :data:`ROW_GROUP_ROWS` rows is one row group, byte for byte what ``pyarrow.parquet.write_table``
 writes; larger chunks have several row groups of that size (the row group is Parquet's unit of reading anyway).
@@ -33,6 +34,7 @@ final name. Names and paths are :mod:`pipeline.layout`'s.
 from __future__ import annotations
 
 import heapq
+import struct
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -51,9 +53,14 @@ from pipeline.settings import SinkSettings
 
 SPILL_BYTES = 12 * 2**20  # rows buffered by one writer before a sorted run is written (estimated bytes)
 ROW_OVERHEAD_BYTES = 1024  # the estimate of a row's size besides its text: ids, URLs, signals, Python objects
-RUN_BATCH_ROWS = 64  # rows per record batch of a run file: what the merge holds of each run at a time
+# rows per record batch of a run file: what the merge holds of each run at a time (as Arrow and as dicts; ~0.5 MB
+# for 16 rows of real text); the merge of a 32,000-record file reads ~26 runs at once
+RUN_BATCH_ROWS = 16
 ROW_GROUP_ROWS = 2048  # rows per Parquet row group at most
+ARROW_BATCH_ROWS = 64  # rows of a row group being built held as Python dicts before they are converted to Arrow
 RUN_SUFFIX = ".arrows"
+DOCUMENT_RUN_SUFFIX = ".docs"  # runs of whole documents (SpillDocuments)
+_LENGTH = struct.Struct("<I")
 
 
 def _bucket(key: str, num_buckets: int) -> int:
@@ -117,22 +124,51 @@ def write_chunks(rows: Iterator[dict], kind: str, shard_size: int, output: str, 
         first, chunk = state["next"], chunk + 1
 
 
+class _RowGroup:
+    """The rows of one Parquet row group, held as Arrow (compact) rather than as Python dicts: every
+    :data:`ARROW_BATCH_ROWS` rows are converted, and the pieces joined into one contiguous table when the group is
+    written. A row of real text is about twice as large as a Python dict as in Arrow (a ``str`` with one non-Latin-1
+    character stores every character in 2 or 4 bytes), and a row group of 2,048 such dicts held ~70 MB: the largest
+    single allocation of a local run (``docs/scaling.md``, section 1)."""
+
+    def __init__(self, kind: str):
+        self.kind, self.size = kind, 0
+        self.rows: list[dict] = []
+        self.tables: list[pa.Table] = []
+
+    def append(self, row: dict) -> None:
+        self.rows.append(row)
+        self.size += 1
+        if len(self.rows) == ARROW_BATCH_ROWS:
+            self.tables.append(schemas.table_from_rows(self.rows, self.kind))
+            self.rows = []
+
+    def write(self, writer: pq.ParquetWriter) -> None:
+        if self.rows:
+            self.tables.append(schemas.table_from_rows(self.rows, self.kind))
+        # One contiguous table: the pieces as separate chunks would be written as other pages (other bytes).
+        table = pa.concat_tables(self.tables).combine_chunks()
+        self.rows, self.tables, self.size = [], [], 0
+        writer.write_table(table)
+
+
 def _write_chunk(sink, kind: str, head: dict, rows: Iterator[dict], shard_size: int) -> dict | None:
     """Write ``head`` and the rows after it up to ``shard_size`` rows as one Parquet file; the row after the chunk
     (None at the end)."""
     schema = schemas.schema_for(kind)
-    group, written = [head], 1
+    group = _RowGroup(kind)
+    group.append(head)
+    written = 1
     with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
         for row in rows:
             if written == shard_size:
-                writer.write_table(schemas.table_from_rows(group, kind))
+                group.write(writer)
                 return row
-            if len(group) == ROW_GROUP_ROWS:
-                writer.write_table(schemas.table_from_rows(group, kind))
-                group = []
+            if group.size == ROW_GROUP_ROWS:
+                group.write(writer)
             group.append(row)
             written += 1
-        writer.write_table(schemas.table_from_rows(group, kind))
+        group.write(writer)
     return None
 
 
@@ -167,6 +203,70 @@ class _SpillRuns(beam.DoFn):
             write_run(rows, self.kind, path)
             yield bucket, path
         self.buffers, self.buffered = {}, 0
+
+
+def document_bucket(doc_id: str, buckets: int) -> int:
+    return zlib.crc32(doc_id.encode("utf-8")) % buckets
+
+
+class SpillDocuments(beam.DoFn):
+    """Documents -> (bucket, run path): runs of whole documents on disk, so that a stage which must wait for all
+    of its input (a join, a side input) holds their paths and not the documents (Beam's local runner buffers
+    whatever waits, whole). Each worker buffers documents up to ``spill_bytes`` (estimated: text + a fixed
+    overhead), then writes each bucket's buffer (``document_bucket(id, buckets)``), sorted by id, as one run:
+    ``<folder>/.tmp-<name>-<random>.docs``, each document length-prefixed and encoded by Beam's coder for
+    :class:`Document`, as a shuffle would have carried it. :func:`read_documents` reads a run back; its reader
+    deletes it."""
+
+    def __init__(self, folder: str, buckets: int = 1, spill_bytes: int | None = None, name: str = "documents"):
+        self.folder, self.buckets, self.name = folder, buckets, name
+        self.spill_bytes = spill_bytes if spill_bytes is not None else SPILL_BYTES
+
+    def setup(self):
+        self.coder = beam.coders.registry.get_coder(Document)
+
+    def start_bundle(self):
+        self.buffers: dict[int, list[Document]] = {}
+        self.buffered = 0
+
+    def process(self, doc: Document):
+        self.buffers.setdefault(document_bucket(doc.id, self.buckets), []).append(doc)
+        self.buffered += len(doc.text or "") + ROW_OVERHEAD_BYTES
+        if self.buffered >= self.spill_bytes:
+            yield from self._spill()
+
+    def finish_bundle(self):
+        for element in self._spill():
+            yield GlobalWindows.windowed_value(element)
+
+    def _spill(self) -> Iterator[tuple[int, str]]:
+        for bucket in sorted(self.buffers):
+            docs = sorted(self.buffers[bucket], key=lambda d: d.id)
+            path = join(self.folder, f"{TMP_PREFIX}{self.name}-{uuid.uuid4().hex}{DOCUMENT_RUN_SUFFIX}")
+            with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+                for doc in docs:
+                    data = self.coder.encode(doc)
+                    fh.write(_LENGTH.pack(len(data)))
+                    fh.write(data)
+            yield bucket, path
+        self.buffers, self.buffered = {}, 0
+
+
+def read_documents(path: str, coder=None) -> Iterator[Document]:
+    """The documents of a run written by :class:`SpillDocuments`, one at a time, in its order (by id)."""
+    coder = coder if coder is not None else beam.coders.registry.get_coder(Document)
+    with open_read(path) as fh:
+        while True:
+            head = fh.read(_LENGTH.size)
+            if not head:
+                return
+            if len(head) != _LENGTH.size:
+                raise OSError(f"{path}: truncated run of documents")
+            (size,) = _LENGTH.unpack(head)
+            data = fh.read(size)
+            if len(data) != size:
+                raise OSError(f"{path}: truncated run of documents ({len(data)} of {size} bytes)")
+            yield coder.decode(data)
 
 
 class _WriteBucket(beam.DoFn):

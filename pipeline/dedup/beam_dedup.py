@@ -37,13 +37,23 @@ How: documents never go through a shuffle keyed by content. A light :class:`~pip
 per document does: exact clusters (GroupByKey on text hash) -> one representative each -> band keys ->
 GroupByKey on band keys (every bucket member linked to the bucket's smallest id after a Jaccard check; the
 reference index's band rows join the same groups) -> connected components -> survivor per component ->
-decisions fanned out to exact copies -> one CoGroupByKey by document id puts decisions on documents. Every
-grouped iterable that can be large (a text hash, a bucket, a component, a representative's copies) is
-streamed twice (summary first, then output), never collected.
+decisions fanned out to exact copies -> decisions put on documents by id. Every grouped iterable that can be
+large (a text hash, a bucket, a component, a representative's copies) is streamed twice (summary first, then
+output), never collected.
+
+Putting decisions on documents: with ``spill_dir`` (``lowbg curate`` passes the run's output folder) a merge join
+through disk, as the sinks sort (:mod:`pipeline.sinks`): each worker buffers documents up to
+:data:`JOIN_SPILL_BYTES`, writes them sorted by id as runs (``<spill_dir>/.tmp-dedup-run-*.docs``, one per join
+bucket, each document encoded by Beam's coder for it, as the shuffle would have), and only run paths and the
+decisions are shuffled, by bucket (:data:`JOIN_BUCKETS`); the bucket's worker holds its decisions by id, merges its
+runs one document of each at a time, and deletes them. Without ``spill_dir``, one CoGroupByKey by id (documents
+through the shuffle: Beam's local runner buffers a shuffle's whole input, ~30-70 KB a document in memory).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from typing import Any
 
 import apache_beam as beam
@@ -54,12 +64,19 @@ from pipeline.dedup.cluster import KEEP, ClusterSummary, Node, apply_decision, n
 from pipeline.dedup.minhash import MinHasher, band_keys, optimal_bands
 from pipeline.dedup.normalize import fold, text_hash
 from pipeline.document import Document
+from pipeline.layout import delete
 from pipeline.provenance import PRE_CUTOFF, captured_pre_cutoff
 from pipeline.reasons import DEDUP
 from pipeline.settings import DedupSettings, MinHashSettings
+from pipeline.sinks import SpillDocuments, document_bucket, read_documents
 from pipeline.steps import KEPT, REJECTED_TAG, StageCounters, stage_output
 
 FINGERPRINT_BATCH = 512  # documents per vectorised MinHash call (larger batches amortise numpy call overhead)
+# The join of decisions back onto documents with ``spill_dir`` (module docstring): documents buffered by one worker
+# before its sorted runs are written (estimated: text + a fixed overhead), and the join's buckets (its parallelism;
+# one bucket's decisions are held in memory by the worker that joins it).
+JOIN_SPILL_BYTES = 12 * 2**20
+JOIN_BUCKETS = 16
 
 
 class _Fingerprint(beam.DoFn):
@@ -253,7 +270,10 @@ class _Apply(beam.DoFn):
 
     def process(self, element):
         _, grouped = element
-        docs, decisions = list(grouped["doc"]), list(grouped["decision"])
+        yield from self.apply(list(grouped["doc"]), list(grouped["decision"]))
+
+    def apply(self, docs: list[Document], decisions: list):
+        """The documents of one id with the decisions for that id (one each, unless ids collide)."""
         if len(docs) != 1 or len(decisions) != 1:
             # Document ids are meant to be unique; if not, prefer a KEEP so nothing is dropped silently.
             self.counters.count("id_collisions")
@@ -275,6 +295,39 @@ class _Apply(beam.DoFn):
             yield doc
 
 
+def _join_bucket(doc_id: str) -> int:
+    return document_bucket(doc_id, JOIN_BUCKETS)
+
+
+class _JoinOnDisk(_Apply):
+    """(bucket, [('r', run path) | ('d', (id, decision))...]) -> each document of the bucket with its decision.
+
+    A merge join: the bucket's decisions (small) are held by id, its runs of documents (sorted by id) are merged
+    one document of each at a time, so the documents themselves are never all in memory (nor in a shuffle, which
+    Beam's local runner buffers whole)."""
+
+    def setup(self):
+        self.coder = beam.coders.registry.get_coder(Document)
+
+    def process(self, element):
+        _, values = element
+        runs: list[str] = []
+        decisions: dict[str, list] = {}
+        for tag, value in values:
+            if tag == "r":
+                runs.append(value)
+            else:
+                decisions.setdefault(value[0], []).append(value[1])
+        runs.sort()  # the shuffle's order must not decide the order of documents with one id
+        merged = heapq.merge(*(read_documents(path, self.coder) for path in runs), key=lambda d: d.id)
+        for doc_id, docs in itertools.groupby(merged, key=lambda d: d.id):
+            yield from self.apply(list(docs), decisions.pop(doc_id, []))
+        for doc_id in sorted(decisions):  # decisions whose document never came: counted as id collisions
+            yield from self.apply([], decisions[doc_id])
+        if runs:
+            delete(runs)
+
+
 class _AnnotateSelf(beam.DoFn):
     """No dedup and no reference index: each document's first sighting and content provenance are its own."""
 
@@ -293,9 +346,11 @@ class Dedup(beam.PTransform):
     """Exact dedup, then reference matching, then near dedup, as configured (see the module docstring)."""
 
     def __init__(self, settings: DedupSettings = DedupSettings(), *,
-                 component_rounds: int = components.DEFAULT_ROUNDS, batch_size: int = FINGERPRINT_BATCH):
+                 component_rounds: int = components.DEFAULT_ROUNDS, batch_size: int = FINGERPRINT_BATCH,
+                 spill_dir: str | None = None):
         super().__init__()
         self.settings = settings
+        self.spill_dir = spill_dir
         self.exact, self.near, self.reference_index = settings.exact, settings.near, settings.reference_index
         self.reject_reference = settings.on_reference_match == "reject"
         self.num_perm, self.threshold, self.ngram = (settings.minhash.num_perm, settings.minhash.threshold,
@@ -387,12 +442,23 @@ class Dedup(beam.PTransform):
             decisions = rep_decisions
         return self._apply(kept, decisions)
 
-    @staticmethod
-    def _apply(kept, decisions) -> dict:
-        """Put each document's decision on it (CoGroupByKey by id): {kept, rejected}."""
-        decided = ({"doc": kept | "KeyDocById" >> beam.Map(lambda d: (d.id, d)), "decision": decisions}
-                   | "JoinDecisions" >> beam.CoGroupByKey()
-                   | "ApplyDecisions" >> beam.ParDo(_Apply()).with_outputs(REJECTED_TAG, main=KEPT))
+    def _apply(self, kept, decisions) -> dict:
+        """Put each document's decision on it: {kept, rejected}. With ``spill_dir``, a merge join through sorted
+        runs of documents on disk (only run paths and decisions are shuffled); otherwise a CoGroupByKey by id."""
+        if self.spill_dir is not None:
+            runs = (kept
+                    | "SpillDocuments" >> beam.ParDo(SpillDocuments(self.spill_dir, JOIN_BUCKETS, JOIN_SPILL_BYTES,
+                                                                    name="dedup-run"))
+                    | "TagRuns" >> beam.Map(lambda kv: (kv[0], ("r", kv[1]))))
+            keyed = decisions | "KeyDecisionByBucket" >> beam.Map(lambda kv: (_join_bucket(kv[0]), ("d", kv)))
+            decided = ((runs, keyed)
+                       | "FlattenRunsAndDecisions" >> beam.Flatten()
+                       | "GroupByJoinBucket" >> beam.GroupByKey()
+                       | "ApplyDecisions" >> beam.ParDo(_JoinOnDisk()).with_outputs(REJECTED_TAG, main=KEPT))
+        else:
+            decided = ({"doc": kept | "KeyDocById" >> beam.Map(lambda d: (d.id, d)), "decision": decisions}
+                       | "JoinDecisions" >> beam.CoGroupByKey()
+                       | "ApplyDecisions" >> beam.ParDo(_Apply()).with_outputs(REJECTED_TAG, main=KEPT))
         return stage_output(decided[KEPT], decided[REJECTED_TAG])
 
 

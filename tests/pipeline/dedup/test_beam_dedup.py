@@ -155,6 +155,25 @@ def test_planted_copies_keep_the_earliest_and_name_it(pages, doc_factory, mutato
                                                                                   "cluster")
 
 
+def test_join_through_disk_gives_what_the_shuffle_gives(pages, doc_factory, mutator, at, run, tmp_path,
+                                                        monkeypatch):
+    """Decisions put on documents through sorted runs on disk (``spill_dir``, what `lowbg curate` does) and through
+    a CoGroupByKey by id: the same documents, decisions and counters, and no run left behind. A run per document
+    (a 1-byte spill buffer), so the merge join meets many runs per bucket."""
+    from pipeline.dedup import beam_dedup
+
+    planted = plant(pages[:14], doc_factory, mutator, at)
+    shuffle, shuffle_counters = run(planted.docs, NearDedup())
+    spill = tmp_path / "spill"
+    monkeypatch.setattr(beam_dedup, "JOIN_SPILL_BYTES", 1)
+    disk, disk_counters = run(planted.docs, NearDedup(spill_dir=str(spill)))
+
+    assert sorted(disk, key=lambda d: d.id) == sorted(shuffle, key=lambda d: d.id)
+    assert any(d.rejected for d in disk) and any(not d.rejected for d in disk)
+    assert disk_counters == shuffle_counters
+    assert spill.is_dir() and not list(spill.iterdir())  # runs were written there, and deleted
+
+
 def test_exact_mode_leaves_near_copies(pages, doc_factory, mutator, at, run):
     planted = plant(pages[:8], doc_factory, mutator, at)
     settings = DedupSettings(mode="exact")
