@@ -43,7 +43,7 @@ from pipeline.layout import THRESHOLDS_FILE, delete, join, read_json, write_byte
 from pipeline.provenance import captured_pre_cutoff, human_era
 from pipeline.reasons import DECISION, REASON_MACHINE_GENERATED, REASON_UNCERTAIN
 from pipeline.settings import DecisionSettings
-from pipeline.sinks import SpillDocuments, read_documents
+from pipeline.sinks import SpillDocuments, read_document_run
 from pipeline.steps import KEPT, REJECTED_TAG, StageCounters, stage_output
 
 ALL_LANGUAGES = "*"
@@ -249,11 +249,8 @@ class _DecideRun(beam.DoFn):
     def __init__(self, policy: MachinePolicy):
         self.decider = _Decide(policy)
 
-    def setup(self):
-        self.coder = beam.coders.registry.get_coder(Document)
-
     def process(self, path: str, record: dict):
-        for doc in read_documents(path, self.coder):
+        for doc in read_document_run(path):
             yield from self.decider.decide(doc, record)
         delete([path])
 

@@ -34,7 +34,6 @@ final name. Names and paths are :mod:`pipeline.layout`'s.
 from __future__ import annotations
 
 import heapq
-import struct
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -60,7 +59,7 @@ ROW_GROUP_ROWS = 2048  # rows per Parquet row group at most
 ARROW_BATCH_ROWS = 64  # rows of a row group being built held as Python dicts before they are converted to Arrow
 RUN_SUFFIX = ".arrows"
 DOCUMENT_RUN_SUFFIX = ".docs"  # runs of whole documents (SpillDocuments)
-_LENGTH = struct.Struct("<I")
+DOCUMENT_RUN_KIND = "curated"  # their schema: a kept document's row
 
 
 def _bucket(key: str, num_buckets: int) -> int:
@@ -210,26 +209,25 @@ def document_bucket(doc_id: str, buckets: int) -> int:
 
 
 class SpillDocuments(beam.DoFn):
-    """Documents -> (bucket, run path): runs of whole documents on disk, so that a stage which must wait for all
-    of its input (a join, a side input) holds their paths and not the documents (Beam's local runner buffers
+    """Kept Documents -> (bucket, run path): runs of whole documents on disk, so that a stage which must wait for
+    all of its input (a join, a side input) holds their paths and not the documents (Beam's local runner buffers
     whatever waits, whole). Each worker buffers documents up to ``spill_bytes`` (estimated: text + a fixed
     overhead), then writes each bucket's buffer (``document_bucket(id, buckets)``), sorted by id, as one run:
-    ``<folder>/.tmp-<name>-<random>.docs``, each document length-prefixed and encoded by Beam's coder for
-    :class:`Document`, as a shuffle would have carried it. :func:`read_documents` reads a run back; its reader
-    deletes it."""
+    ``<folder>/.tmp-<name>-<random>.docs``, an Arrow IPC stream of the curated shards' schema, the row of a kept
+    document being all of it (:meth:`Document.to_row` / :meth:`Document.from_row` round-trip it; a file is read
+    as data, never unpickled). :func:`read_document_run` reads a run back; its reader deletes it."""
 
     def __init__(self, folder: str, buckets: int = 1, spill_bytes: int | None = None, name: str = "documents"):
         self.folder, self.buckets, self.name = folder, buckets, name
         self.spill_bytes = spill_bytes if spill_bytes is not None else SPILL_BYTES
-
-    def setup(self):
-        self.coder = beam.coders.registry.get_coder(Document)
 
     def start_bundle(self):
         self.buffers: dict[int, list[Document]] = {}
         self.buffered = 0
 
     def process(self, doc: Document):
+        if doc.rejected:
+            raise ValueError(f"document {doc.id}: only kept documents are spilled (a row holds no reject reason)")
         self.buffers.setdefault(document_bucket(doc.id, self.buckets), []).append(doc)
         self.buffered += len(doc.text or "") + ROW_OVERHEAD_BYTES
         if self.buffered >= self.spill_bytes:
@@ -243,30 +241,15 @@ class SpillDocuments(beam.DoFn):
         for bucket in sorted(self.buffers):
             docs = sorted(self.buffers[bucket], key=lambda d: d.id)
             path = join(self.folder, f"{TMP_PREFIX}{self.name}-{uuid.uuid4().hex}{DOCUMENT_RUN_SUFFIX}")
-            with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-                for doc in docs:
-                    data = self.coder.encode(doc)
-                    fh.write(_LENGTH.pack(len(data)))
-                    fh.write(data)
+            write_run([doc.to_row() for doc in docs], DOCUMENT_RUN_KIND, path)
             yield bucket, path
         self.buffers, self.buffered = {}, 0
 
 
-def read_documents(path: str, coder=None) -> Iterator[Document]:
+def read_document_run(path: str) -> Iterator[Document]:
     """The documents of a run written by :class:`SpillDocuments`, one at a time, in its order (by id)."""
-    coder = coder if coder is not None else beam.coders.registry.get_coder(Document)
-    with open_read(path) as fh:
-        while True:
-            head = fh.read(_LENGTH.size)
-            if not head:
-                return
-            if len(head) != _LENGTH.size:
-                raise OSError(f"{path}: truncated run of documents")
-            (size,) = _LENGTH.unpack(head)
-            data = fh.read(size)
-            if len(data) != size:
-                raise OSError(f"{path}: truncated run of documents ({len(data)} of {size} bytes)")
-            yield coder.decode(data)
+    for row in read_run(path):
+        yield Document.from_row(row)
 
 
 class _WriteBucket(beam.DoFn):

@@ -44,7 +44,7 @@ output), never collected.
 Putting decisions on documents: with ``spill_dir`` (``lowbg curate`` passes the run's output folder) a merge join
 through disk, as the sinks sort (:mod:`pipeline.sinks`): each worker buffers documents up to
 :data:`JOIN_SPILL_BYTES`, writes them sorted by id as runs (``<spill_dir>/.tmp-dedup-run-*.docs``, one per join
-bucket, each document encoded by Beam's coder for it, as the shuffle would have), and only run paths and the
+bucket, Arrow IPC of the kept document's row, read back as data: never unpickled), and only run paths and the
 decisions are shuffled, by bucket (:data:`JOIN_BUCKETS`); the bucket's worker holds its decisions by id, merges its
 runs one document of each at a time, and deletes them. Without ``spill_dir``, one CoGroupByKey by id (documents
 through the shuffle: Beam's local runner buffers a shuffle's whole input, ~30-70 KB a document in memory).
@@ -68,7 +68,7 @@ from pipeline.layout import delete
 from pipeline.provenance import PRE_CUTOFF, captured_pre_cutoff
 from pipeline.reasons import DEDUP
 from pipeline.settings import DedupSettings, MinHashSettings
-from pipeline.sinks import SpillDocuments, document_bucket, read_documents
+from pipeline.sinks import SpillDocuments, document_bucket, read_document_run
 from pipeline.steps import KEPT, REJECTED_TAG, StageCounters, stage_output
 
 FINGERPRINT_BATCH = 512  # documents per vectorised MinHash call (larger batches amortise numpy call overhead)
@@ -306,9 +306,6 @@ class _JoinOnDisk(_Apply):
     one document of each at a time, so the documents themselves are never all in memory (nor in a shuffle, which
     Beam's local runner buffers whole)."""
 
-    def setup(self):
-        self.coder = beam.coders.registry.get_coder(Document)
-
     def process(self, element):
         _, values = element
         runs: list[str] = []
@@ -319,7 +316,7 @@ class _JoinOnDisk(_Apply):
             else:
                 decisions.setdefault(value[0], []).append(value[1])
         runs.sort()  # the shuffle's order must not decide the order of documents with one id
-        merged = heapq.merge(*(read_documents(path, self.coder) for path in runs), key=lambda d: d.id)
+        merged = heapq.merge(*(read_document_run(path) for path in runs), key=lambda d: d.id)
         for doc_id, docs in itertools.groupby(merged, key=lambda d: d.id):
             yield from self.apply(list(docs), decisions.pop(doc_id, []))
         for doc_id in sorted(decisions):  # decisions whose document never came: counted as id collisions
