@@ -171,22 +171,21 @@ def _write_chunk(sink, kind: str, head: dict, rows: Iterator[dict], shard_size: 
     return None
 
 
-class _SpillRuns(beam.DoFn):
-    """Rows -> (bucket, run path): sorted runs of at most :data:`SPILL_BYTES` per bucket (module docstring)."""
+class _BufferedSpill(beam.DoFn):
+    """Items -> (bucket, run path): buffered per bucket up to ``spill_bytes`` (estimated) by each worker, then
+    every bucket's buffer written as one sorted run (:meth:`_write`); the shared half of :class:`_SpillRuns` and
+    :class:`SpillDocuments`."""
 
-    def __init__(self, output: str, kind: str, num_buckets: int, spill_bytes: int | None = None):
-        self.output, self.kind, self.num_buckets = output, kind, num_buckets
+    def __init__(self, spill_bytes: int | None = None):
         self.spill_bytes = spill_bytes if spill_bytes is not None else SPILL_BYTES
 
     def start_bundle(self):
-        self.buffers: dict[int, list[dict]] = {}
+        self.buffers: dict[int, list] = {}
         self.buffered = 0
 
-    def process(self, row: dict):
-        key = row.get("id") or row.get("document_id") or f"{row['warc_file']}@{row['warc_offset']}"
-        bucket = _bucket(key, self.num_buckets)
-        self.buffers.setdefault(bucket, []).append(row)
-        self.buffered += _row_bytes(row)
+    def add(self, bucket: int, item, size: int) -> Iterator[tuple[int, str]]:
+        self.buffers.setdefault(bucket, []).append(item)
+        self.buffered += size
         if self.buffered >= self.spill_bytes:
             yield from self._spill()
 
@@ -195,20 +194,37 @@ class _SpillRuns(beam.DoFn):
             yield GlobalWindows.windowed_value(element)
 
     def _spill(self) -> Iterator[tuple[int, str]]:
-        key = sort_key_for(self.kind)
         for bucket in sorted(self.buffers):
-            rows = sorted(self.buffers[bucket], key=key)
-            path = join(self.output, f"{self.kind}/{TMP_PREFIX}run-{uuid.uuid4().hex}{RUN_SUFFIX}")
-            write_run(rows, self.kind, path)
-            yield bucket, path
+            yield bucket, self._write(self.buffers[bucket])
         self.buffers, self.buffered = {}, 0
+
+    def _write(self, items: list) -> str:
+        """Sort ``items`` and write them as one run; its path."""
+        raise NotImplementedError
+
+
+class _SpillRuns(_BufferedSpill):
+    """Rows -> (bucket, run path): sorted runs of at most :data:`SPILL_BYTES` per bucket (module docstring)."""
+
+    def __init__(self, output: str, kind: str, num_buckets: int, spill_bytes: int | None = None):
+        super().__init__(spill_bytes)
+        self.output, self.kind, self.num_buckets = output, kind, num_buckets
+
+    def process(self, row: dict):
+        key = row.get("id") or row.get("document_id") or f"{row['warc_file']}@{row['warc_offset']}"
+        yield from self.add(_bucket(key, self.num_buckets), row, _row_bytes(row))
+
+    def _write(self, items: list) -> str:
+        path = join(self.output, f"{self.kind}/{TMP_PREFIX}run-{uuid.uuid4().hex}{RUN_SUFFIX}")
+        write_run(sorted(items, key=sort_key_for(self.kind)), self.kind, path)
+        return path
 
 
 def document_bucket(doc_id: str, buckets: int) -> int:
     return zlib.crc32(doc_id.encode("utf-8")) % buckets
 
 
-class SpillDocuments(beam.DoFn):
+class SpillDocuments(_BufferedSpill):
     """Kept Documents -> (bucket, run path): runs of whole documents on disk, so that a stage which must wait for
     all of its input (a join, a side input) holds their paths and not the documents (Beam's local runner buffers
     whatever waits, whole). Each worker buffers documents up to ``spill_bytes`` (estimated: text + a fixed
@@ -218,32 +234,18 @@ class SpillDocuments(beam.DoFn):
     as data, never unpickled). :func:`read_document_run` reads a run back; its reader deletes it."""
 
     def __init__(self, folder: str, buckets: int = 1, spill_bytes: int | None = None, name: str = "documents"):
+        super().__init__(spill_bytes)
         self.folder, self.buckets, self.name = folder, buckets, name
-        self.spill_bytes = spill_bytes if spill_bytes is not None else SPILL_BYTES
-
-    def start_bundle(self):
-        self.buffers: dict[int, list[Document]] = {}
-        self.buffered = 0
 
     def process(self, doc: Document):
         if doc.rejected:
             raise ValueError(f"document {doc.id}: only kept documents are spilled (a row holds no reject reason)")
-        self.buffers.setdefault(document_bucket(doc.id, self.buckets), []).append(doc)
-        self.buffered += len(doc.text or "") + ROW_OVERHEAD_BYTES
-        if self.buffered >= self.spill_bytes:
-            yield from self._spill()
+        yield from self.add(document_bucket(doc.id, self.buckets), doc, len(doc.text or "") + ROW_OVERHEAD_BYTES)
 
-    def finish_bundle(self):
-        for element in self._spill():
-            yield GlobalWindows.windowed_value(element)
-
-    def _spill(self) -> Iterator[tuple[int, str]]:
-        for bucket in sorted(self.buffers):
-            docs = sorted(self.buffers[bucket], key=lambda d: d.id)
-            path = join(self.folder, f"{TMP_PREFIX}{self.name}-{uuid.uuid4().hex}{DOCUMENT_RUN_SUFFIX}")
-            write_run([doc.to_row() for doc in docs], DOCUMENT_RUN_KIND, path)
-            yield bucket, path
-        self.buffers, self.buffered = {}, 0
+    def _write(self, items: list) -> str:
+        path = join(self.folder, f"{TMP_PREFIX}{self.name}-{uuid.uuid4().hex}{DOCUMENT_RUN_SUFFIX}")
+        write_run([doc.to_row() for doc in sorted(items, key=lambda d: d.id)], DOCUMENT_RUN_KIND, path)
+        return path
 
 
 def read_document_run(path: str) -> Iterator[Document]:
