@@ -219,39 +219,28 @@ class ThresholdsOf:
         return self._thresholds
 
 
-class _Decide(beam.DoFn):
+class _DecideRun(beam.DoFn):
+    """A run of scored documents written by :class:`~pipeline.sinks.SpillDocuments` -> each decided by the
+    :class:`MachinePolicy` under the run's thresholds (kept, or rejected with its reason); the run deleted."""
+
     def __init__(self, policy: MachinePolicy):
         self.policy = policy
         self.counters = StageCounters(DECISION)
         self.thresholds_of = ThresholdsOf()
 
-    def process(self, doc: Document, record: dict):
-        yield from self.decide(doc, record)
-
-    def decide(self, doc: Document, record: dict):
-        thresholds = self.thresholds_of(record)
-        rejected = self.policy.decide(doc, thresholds)
-        if rejected is not None:
-            doc.reject(*rejected)
-            self.counters.rejected(rejected[0])
-            yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
-            return
-        if self.policy.judged(doc) and any(flags(doc, thresholds).values()):
-            self.counters.count("flagged_kept")  # on_machine: keep
-        self.counters.kept()
-        yield doc
-
-
-class _DecideRun(beam.DoFn):
-    """A run of documents written by :class:`~pipeline.sinks.SpillDocuments` -> each decided as :class:`_Decide`
-    decides; the run deleted."""
-
-    def __init__(self, policy: MachinePolicy):
-        self.decider = _Decide(policy)
-
     def process(self, path: str, record: dict):
+        thresholds = self.thresholds_of(record)
         for doc in read_document_run(path):
-            yield from self.decider.decide(doc, record)
+            rejected = self.policy.decide(doc, thresholds)
+            if rejected is not None:
+                doc.reject(*rejected)
+                self.counters.rejected(rejected[0])
+                yield beam.pvalue.TaggedOutput(REJECTED_TAG, doc)
+                continue
+            if self.policy.judged(doc) and any(flags(doc, thresholds).values()):
+                self.counters.count("flagged_kept")  # on_machine: keep
+            self.counters.kept()
+            yield doc
         delete([path])
 
 
