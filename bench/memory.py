@@ -27,7 +27,8 @@ would).
     python bench/memory.py [--sizes 2000,8000,32000] [--files 1] [--configs spine,defaults] [--modes one,multi]
     python bench/memory.py --quick     # the spine, one worker, 2k/8k/32k records: about 5 minutes on 2 cores
 
-``--local-workers 2`` (mode ``local``) needs at least two files (``--files 2``); it refuses the defaults' dedup.
+``--local-workers 2`` (mode ``local``) needs at least two files (``--files 2``); with the defaults, its workers run
+the per-document head and one tail in the launcher the rest (``pipeline/local_run.py``).
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ CONFIGS = {
 MODES = {
     "one": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
     "multi": ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
-    "local": ["--local-workers", "2"],  # pipeline.local_run: the spine only (it refuses dedup)
+    "local": ["--local-workers", "2"],  # pipeline.local_run: per-file workers, one tail for dedup/decision
 }
 MODE_NAMES = {"one": "1 worker (in_memory, one process)", "multi": "multi_processing, 2 workers",
               "local": "--local-workers 2"}

@@ -35,9 +35,13 @@ Contract (what the pipeline builder relies on)::
 
 How: documents never go through a shuffle keyed by content. A light :class:`~pipeline.dedup.cluster.Node`
 per document does: exact clusters (GroupByKey on text hash) -> one representative each -> band keys ->
-GroupByKey on band keys (every bucket member linked to the bucket's smallest id after a Jaccard check; the
-reference index's band rows join the same groups) -> connected components -> survivor per component ->
-decisions fanned out to exact copies -> decisions put on documents by id. Every grouped iterable that can be
+GroupByKey on band keys, of ids only (every bucket member a candidate pair with the bucket's smallest id; the
+reference index's band rows join the same groups) -> each representative's MinHash signature sent, once, to the
+pairs it is in (GroupByKey on id) -> the Jaccard check, by the bucket's smallest id (near edges) or by
+reference id -> connected components -> survivor per component -> decisions fanned out to exact copies ->
+decisions put on documents by id. A signature (512 bytes at 128 permutations) crosses the band shuffle in no
+record: it used to cross it once per band (9 at threshold 0.8), the largest shuffle of a near-dedup run, which
+Beam's local runner holds whole. Every grouped iterable that can be
 large (a text hash, a bucket, a component, a representative's copies) is streamed twice (summary first, then
 output), never collected.
 
@@ -134,50 +138,99 @@ def _decide_exact(element):
 
 
 def _band_records(node: Node, bands: int, rows: int):
+    """A representative -> (band key, ('d', id)) per LSH band: ids only, its signature travels once (_Signature)."""
     if node.sig is None:
         return
     sig = np.frombuffer(node.sig, dtype="<u4")
     for key in band_keys(sig, bands, rows):
-        yield key, ("d", node.id, node.sig)
+        yield key, ("d", node.id)
 
 
 @beam.typehints.with_output_types(Any)  # mixes tagged outputs: Beam's inference would reject
 class _Buckets(beam.DoFn):
-    """(band key, members) -> near edges (member, bucket's smallest id) that pass the Jaccard check, and
-    tagged 'ref': (reference id, (doc id, signature)) candidates when the index has this band key."""
+    """(band key, members) -> the bucket's candidate pairs, by id: (member, ('p', the bucket's smallest id)) for
+    every other member (near), (smallest id, ('a',)) once; tagged 'ref': (member, ('r', reference id)) for every
+    member when the index has this band key. No signature here: they are joined to the candidates afterwards."""
 
     REF = "ref"
 
-    def __init__(self, threshold: float, near: bool):
-        self.threshold = threshold
+    def __init__(self, near: bool):
         self.near = near
         self.counters = StageCounters(DEDUP)
 
     def process(self, element):
         _, values = element
-        anchor_id = anchor_sig = None
+        anchor_id = None
         ref = None
         docs = 0
         for v in values:  # pass 1: the smallest document id, and the reference entry if any
             if v[0] == "d":
                 docs += 1
                 if anchor_id is None or v[1] < anchor_id:
-                    anchor_id, anchor_sig = v[1], v[2]
+                    anchor_id = v[1]
             elif ref is None or (v[2], v[1]) < (ref[2], ref[1]):
                 ref = v
         if docs == 0 or (docs == 1 and ref is None):
             return
-        anchor = np.frombuffer(anchor_sig, dtype="<u4") if self.near and docs > 1 and anchor_sig is not None else None
+        pairs = self.near and docs > 1
+        if pairs:
+            yield anchor_id, ("a",)
         for v in values:  # pass 2
             if v[0] != "d":
                 continue
             if ref is not None:
-                yield beam.pvalue.TaggedOutput(self.REF, (ref[1], (v[1], v[2])))
-            if anchor is not None and v[1] != anchor_id:
+                yield beam.pvalue.TaggedOutput(self.REF, (v[1], ("r", ref[1])))
+            if pairs and v[1] != anchor_id:
                 self.counters.count("near_candidates")
-                if np.count_nonzero(np.frombuffer(v[2], dtype="<u4") == anchor) >= self.threshold * len(anchor):
-                    self.counters.count("near_verified")
-                    yield v[1], anchor_id
+                yield v[1], ("p", anchor_id)
+
+
+@beam.typehints.with_output_types(Any)  # mixes tagged outputs: Beam's inference would reject
+class _Signature(beam.DoFn):
+    """(id, [('s', signature) | ('p', anchor id) | ('a',) | ('r', reference id)...]) -> the representative's
+    signature sent to where it is compared: (anchor, ('m', id, signature)) per candidate pair it is the member
+    of, (id, ('s', signature)) once when it anchors a bucket, tagged 'ref': (reference id, ('c', id, signature))
+    per reference candidate. A representative in no candidate pair sends nothing."""
+
+    REF = "ref"
+
+    def process(self, element):
+        doc_id, values = element
+        sig = next((v[1] for v in values if v[0] == "s"), None)  # pass 1
+        if sig is None:
+            return
+        anchor = False
+        for v in values:  # pass 2
+            if v[0] == "p":
+                yield v[1], ("m", doc_id, sig)
+            elif v[0] == "a":
+                anchor = True
+            elif v[0] == "r":
+                yield beam.pvalue.TaggedOutput(self.REF, (v[1], ("c", doc_id, sig)))
+        if anchor:
+            yield doc_id, ("s", sig)
+
+
+class _VerifyNear(beam.DoFn):
+    """(anchor id, [('s', its signature) | ('m', member id, member signature)...]) -> a near edge (member, anchor)
+    for each candidate pair whose estimated Jaccard is >= threshold (a pair that shares several bands comes once
+    per band, as it did from the buckets: the components do not mind)."""
+
+    def __init__(self, threshold: float):
+        self.threshold = threshold
+        self.counters = StageCounters(DEDUP)
+
+    def process(self, element):
+        anchor_id, values = element
+        anchor_sig = next((v[1] for v in values if v[0] == "s"), None)  # pass 1
+        if anchor_sig is None:
+            return
+        anchor = np.frombuffer(anchor_sig, dtype="<u4")
+        need = self.threshold * len(anchor)
+        for v in values:  # pass 2
+            if v[0] == "m" and np.count_nonzero(np.frombuffer(v[2], dtype="<u4") == anchor) >= need:
+                self.counters.count("near_verified")
+                yield v[1], anchor_id
 
 
 @beam.typehints.with_output_types(Any)  # mixes tagged outputs: Beam's inference would reject
@@ -396,18 +449,25 @@ class Dedup(beam.PTransform):
             buckets = (records
                        | "FlattenBandRecords" >> beam.Flatten()
                        | "GroupByBandKey" >> beam.GroupByKey()
-                       | "Buckets" >> beam.ParDo(_Buckets(self.threshold, self.near)).with_outputs(
-                           _Buckets.REF, main="edges"))
+                       | "Buckets" >> beam.ParDo(_Buckets(self.near)).with_outputs(_Buckets.REF, main="pairs"))
+            signatures = (reps | "KeySignatureById" >> beam.FlatMap(
+                lambda n: [(n.id, ("s", n.sig))] if n.sig is not None else []))
+            sent = ((signatures, buckets.pairs, buckets[_Buckets.REF])
+                    | "FlattenSignatureRequests" >> beam.Flatten()
+                    | "GroupSignatureRequests" >> beam.GroupByKey()
+                    | "SendSignatures" >> beam.ParDo(_Signature()).with_outputs(_Signature.REF, main="to_anchors"))
             if self.near:
-                labels = buckets.edges | "Components" >> components.ConnectedComponents(self.component_rounds)
+                edges = (sent.to_anchors
+                         | "GroupByAnchor" >> beam.GroupByKey()
+                         | "VerifyNear" >> beam.ParDo(_VerifyNear(self.threshold)))
+                labels = edges | "Components" >> components.ConnectedComponents(self.component_rounds)
             if self.reference_index is not None:
                 from pipeline.dedup.reference import ReadReferenceSignatures
 
-                candidates = buckets[_Buckets.REF] | "TagCandidates" >> beam.Map(lambda kv: (kv[0], ("c",) + kv[1]))
-                signatures = p | "ReadReferenceSignatures" >> ReadReferenceSignatures(self.reference_index)
+                ref_signatures = p | "ReadReferenceSignatures" >> ReadReferenceSignatures(self.reference_index)
                 from pipeline.dedup.reference import ReadReferenceExact
 
-                near_refs = ((candidates, signatures)
+                near_refs = ((sent[_Signature.REF], ref_signatures)
                              | "FlattenReferencePairs" >> beam.Flatten()
                              | "GroupByReference" >> beam.GroupByKey()
                              | "VerifyReference" >> beam.ParDo(_VerifyReference(self.threshold)))
