@@ -28,7 +28,6 @@ import datetime as dt
 import json
 
 import apache_beam as beam
-import pyarrow.parquet as pq
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
@@ -51,7 +50,6 @@ from pipeline.layout import (
     exists,
     join,
     list_files,
-    open_read,
     prepare_output,
     read_json,
     read_run_manifest,
@@ -64,13 +62,12 @@ from pipeline.policy import ContentPolicy
 from pipeline.quality import QualityStep
 from pipeline.scoring import ScoreCascade, detector_specs
 from pipeline.settings import CurateSettings, IngestSettings
-from pipeline.sinks import WriteShards
+from pipeline.sinks import WriteShards, merge_sorted, read_run
 from pipeline.stats import RunStats
 from pipeline.steps import ERRORS, KEPT, NAMESPACE, REJECTED_TAG, DocumentSteps
 from schemas.run import IncompleteRun
 
 MAX_DEFAULT_BUCKETS = 1024
-STAGED_BATCH_ROWS = 256  # rows of a staged shard decoded at a time (a local run's tail)
 
 
 class StartupError(InputError):
@@ -146,12 +143,13 @@ def split_stage(settings: CurateSettings) -> str | None:
 @dataclasses.dataclass(frozen=True)
 class Phase:
     """One pipeline of a local run split at ``split`` (:mod:`pipeline.local_run`). The head (``staged`` None) reads
-    its files and runs the stages before ``split``; what they keep is its curated shards, the *staged* documents,
-    which its statistics leave out. The tail reads the ``staged`` shards of every head, in order, and runs
-    ``split`` and every stage after it, with the sinks and statistics of a whole run (no inputs record)."""
+    its files and runs the stages before ``split``; what they keep is its curated runs, the *staged* documents,
+    which its statistics leave out. The tail reads the ``staged`` runs of every head (one tuple of sorted runs per
+    head and bucket, in order: each tuple merged into one sorted sequence), and runs ``split`` and every stage
+    after it, with the sinks and statistics of a whole run (no inputs record)."""
 
     split: str
-    staged: tuple[str, ...] | None = None
+    staged: tuple[tuple[str, ...], ...] | None = None
 
     @property
     def tail(self) -> bool:
@@ -169,33 +167,34 @@ def document_stages(settings: CurateSettings, detectors: list, dedup: Dedup) -> 
 
 
 class ReadStaged(beam.PTransform):
-    """The staged documents of a local run's heads (their curated shards, :class:`Phase`) -> Documents, file by
-    file in the order given, each file's rows in their order."""
+    """The staged documents of a local run's heads (their curated runs, :class:`Phase`) -> Documents, one group of
+    runs (a head's bucket) after the other in the order given, each group's runs merged in their sorted order: the
+    order of the curated shards the head's sinks would have cut from them."""
 
-    def __init__(self, paths: tuple[str, ...]):
+    def __init__(self, groups: tuple[tuple[str, ...], ...]):
         super().__init__()
-        self.paths = list(paths)
+        self.groups = [list(runs) for runs in groups]
 
     def expand(self, pipeline):
         return (pipeline
-                | "StagedFiles" >> beam.Create(self.paths, reshuffle=False)
-                | "ReadDocuments" >> beam.FlatMap(read_documents))
+                | "StagedRuns" >> beam.Create(self.groups, reshuffle=False)
+                | "ReadDocuments" >> beam.FlatMap(read_staged))
 
 
-def read_documents(path: str):
-    """The documents of one curated (or rejected) shard, a record batch in memory at a time."""
-    with open_read(path) as fh:
-        for batch in pq.ParquetFile(fh).iter_batches(batch_size=STAGED_BATCH_ROWS):
-            for row in batch.to_pylist():
-                yield Document.from_row(row)
+def read_staged(runs: list[str]):
+    """The documents of one head's bucket: its sorted runs (Arrow IPC of the curated schema, read as data) merged,
+    a record batch of each run in memory at a time."""
+    for row in merge_sorted([read_run(path) for path in runs], "curated"):
+        yield Document.from_row(row)
 
 
 def build(pipeline: beam.Pipeline, settings: CurateSettings, processed_at: dt.datetime, num_buckets: int,
           detectors: list, dedup: Dedup, planned: list[str] | None = None, stats_state: bool = False,
-          phase: Phase | None = None) -> None:
+          phase: Phase | None = None, stop_at_runs: bool = False) -> None:
     """The graph (module docstring): each stage's kept documents go to the next stage, its rejected documents to
     the rejected shards and its errors to the errors shards (:mod:`pipeline.steps`' stage contract). ``phase``:
-    only the head or the tail of it (:class:`Phase`), a local run's two phases."""
+    only the head or the tail of it (:class:`Phase`), a local run's two phases. ``stop_at_runs``: the sinks keep
+    their sorted runs instead of writing shards (a local run's worker or tail, :class:`WriteShards`)."""
     version = schemas.package_version()
     output, sinks = settings.sinks.output, settings.sinks
     stages = document_stages(settings, detectors, dedup)
@@ -228,9 +227,9 @@ def build(pipeline: beam.Pipeline, settings: CurateSettings, processed_at: dt.da
                                         + [stage[ERRORS] for stage in outputs if ERRORS in stage])]
     if not errors:  # a tail without a stage that can fail (dedup alone)
         errors = [pipeline | "NoErrors" >> beam.Create([])]
-    _ = curated | "WriteCurated" >> WriteShards(sinks, "curated", num_buckets)
-    _ = _numbered(rejected) | "WriteRejected" >> WriteShards(sinks, "rejected", num_buckets)
-    _ = _numbered(errors) | "WriteErrors" >> WriteShards(sinks, "errors", num_buckets)
+    _ = curated | "WriteCurated" >> WriteShards(sinks, "curated", num_buckets, stop_at_runs)
+    _ = _numbered(rejected) | "WriteRejected" >> WriteShards(sinks, "rejected", num_buckets, stop_at_runs)
+    _ = _numbered(errors) | "WriteErrors" >> WriteShards(sinks, "errors", num_buckets, stop_at_runs)
     # A head's kept documents are not final: the tail counts them once it has decided them.
     final = rejected if phase is not None and not phase.tail else [curated, *rejected]
     _ = ({**_numbered(final, "documents"), **_numbered(errors, "errors")}
@@ -290,9 +289,10 @@ def runs_in_process(beam_args: tuple[str, ...]) -> bool:
 
 
 def run_curate(argv: list[str] | CurateSettings, stats_state: bool = False, progress_sink=None,
-               phase: Phase | None = None) -> dict:
+               phase: Phase | None = None, stop_at_runs: bool = False) -> dict:
     """One run (one worker's, for :mod:`pipeline.local_run`, which asks for its statistics' state, takes its
-    progress through ``progress_sink`` and may run one ``phase`` of the graph); returns its manifest. A tail
+    progress through ``progress_sink``, may run one ``phase`` of the graph and has its sinks stop at their sorted
+    runs, ``stop_at_runs``: its manifest then counts the runs' rows); returns its manifest. A tail
     (:class:`Phase`) has no inputs and no manifest of its own: it returns its counters alone (``metrics``)."""
     settings = argv if isinstance(argv, CurateSettings) else parse_curate_args(argv)
     output = settings.sinks.output
@@ -333,7 +333,7 @@ def run_curate(argv: list[str] | CurateSettings, stats_state: bool = False, prog
     num_buckets = settings.sinks.num_buckets or max(1, min(MAX_DEFAULT_BUCKETS, n_inputs or 256))
     options = PipelineOptions(list(settings.beam_args))
     pipeline = beam.Pipeline(options=options)
-    build(pipeline, settings, processed_at, num_buckets, detectors, dedup, planned, stats_state, phase)
+    build(pipeline, settings, processed_at, num_buckets, detectors, dedup, planned, stats_state, phase, stop_at_runs)
     bar = None
     if progress_sink is None and progress.on_terminal() and runs_in_process(settings.beam_args):
         bar = progress.Bar(n_inputs if not settings.ingest.input_lists else None)
@@ -359,15 +359,17 @@ def run_curate(argv: list[str] | CurateSettings, stats_state: bool = False, prog
     if settings.ingest.input_slice:  # which part of the whole this run is: the slices' files add up to it
         index, count = settings.ingest.input_slice
         extra["input_slice"] = {"index": index, "count": count, "files": n_inputs}
-    return finish_run(output, settings.to_json(), query_counters(result), extra, job_finished=True)
+    return finish_run(output, settings.to_json(), query_counters(result), extra, job_finished=True,
+                      runs=stop_at_runs)
 
 
 def finish_run(output: str, options: dict, metrics: dict[str, dict[str, int]], extra: dict,
-               job_finished: bool = False) -> dict:
+               job_finished: bool = False, runs: bool = False) -> dict:
     """Build the manifest from what is on disk, fail loudly unless it balances, then write it (last).
 
     Files still under a temporary name mean a writer is running, or died: refused, unless the caller knows the
     job has finished (``job_finished``), when they are debris of failed or retried attempts and are deleted.
+    ``runs``: a local run's worker, whose rows are in its kept sorted runs (:func:`build_manifest`).
     """
     leftovers = temporaries(output)
     if leftovers and not job_finished:
@@ -380,7 +382,7 @@ def finish_run(output: str, options: dict, metrics: dict[str, dict[str, int]], e
         raise InputError(f"{output} has no {INPUTS_FILE}: not a `lowbg curate` output folder, or the job has not "
                          "finished reading its inputs")
     extra = {**extra, "thresholds": read_thresholds(output)}
-    manifest = build_manifest(output, options, metrics, extra)
+    manifest = build_manifest(output, options, metrics, extra, runs)
     check_balance(manifest)
     write_manifest(output, manifest)
     return manifest

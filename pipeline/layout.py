@@ -13,6 +13,8 @@ Layout (the plain names are :mod:`schemas.run`'s, which is Beam-free)::
     RUN/curated|rejected|errors/part-BBBBB-CCCC.parquet   shards: bucket BBBBB, chunk CCCC (shard_name)
     RUN/stats/stats.json, RUN/stats/words.json.gz          run statistics
     RUN/report/                  `lowbg report`'s default output
+    RUN/curated|rejected|errors/run-BBBBB-NNNN.arrows     a local run's worker: its sorted runs of bucket BBBBB,
+                                 in their merge order NNNN (run_name), instead of shards (pipeline.local_run)
 
 Rules: :func:`join` refuses a relative name that would leave the run folder; every file is written with
 :func:`write_atomically` (a temporary ``.tmp-`` name, then a rename), so a file under its final name is
@@ -26,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any, BinaryIO, Literal, NamedTuple, overload
@@ -57,8 +60,8 @@ __all__ = ["INPUTS_FILE", "MANIFEST_FILE", "REPORT_DIR", "SHARD_KINDS", "STATS_D
            "TMP_PREFIX", "WORDS_FILE", "BEAM_FILES", "FileInfo", "basename", "OutputNotEmpty", "OutputNotWritable",
            "check_separate", "check_writable", "delete", "exists", "finished_shards", "is_url", "join", "list_files",
            "match_files", "open_read", "prepare_output", "read_bytes", "read_json", "read_run_manifest",
-           "relative_shard", "run_files_in", "run_shards", "shard_name", "temporaries", "write_atomically",
-           "write_bytes"]
+           "relative_shard", "run_files_in", "run_name", "run_shards", "runs_by_bucket", "shard_name", "temporaries",
+           "write_atomically", "write_bytes"]
 
 
 class OutputNotWritable(InputError):
@@ -160,6 +163,26 @@ BEAM_FILES = BeamFiles()
 def finished_shards(run_dir: str, kind: str) -> list[str]:
     """The finished shards of one kind in a run folder as listed now (temporary files excluded)."""
     return shard_paths(BEAM_FILES, run_dir, kind)
+
+
+RUN_SUFFIX = ".arrows"  # a sorted run: an Arrow IPC stream of its kind's schema (pipeline.sinks)
+_RUN_NAME = re.compile(r"^run-(\d{5})-(\d{4,})\.arrows$")
+
+
+def run_name(kind: str, bucket: int, seq: int) -> str:
+    """A kept sorted run's path in its run folder: ``<kind>/run-<bucket:05d>-<seq:04d>.arrows`` (a local run's
+    worker stops at its runs: :class:`pipeline.sinks.WriteShards`, ``stop_at_runs``)."""
+    return f"{kind}/run-{bucket:05d}-{seq:04d}{RUN_SUFFIX}"
+
+
+def runs_by_bucket(run_dir: str, kind: str) -> dict[int, list[str]]:
+    """The kept runs of one kind in a run folder, by bucket, each bucket's in their merge order."""
+    found: dict[int, list[tuple[int, str]]] = {}
+    for info in list_files(join(run_dir, f"{kind}/run-*{RUN_SUFFIX}")):
+        match = _RUN_NAME.match(basename(info.path))
+        if match:
+            found.setdefault(int(match[1]), []).append((int(match[2]), info.path))
+    return {bucket: [path for _, path in sorted(runs)] for bucket, runs in sorted(found.items())}
 
 
 def temporaries(run_dir: str) -> list[str]:

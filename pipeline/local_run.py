@@ -14,28 +14,36 @@ file, as DataTrove splits a job into tasks:
 2. Each worker is a one-worker run (``--direct_running_mode=in_memory``, its own process, forked from
    the launcher before any pipeline runs, so that it inherits the imports) of the same settings over its files,
    into a private staging folder ``<output>/.tmp-local/<i>``, with the number of buckets and the processing time
-   the launcher resolved for the whole run. Each worker's run is checked (its manifest must balance) before
-   anything is merged.
+   the launcher resolved for the whole run. Its sinks stop at their sorted spill runs (:mod:`pipeline.sinks`,
+   ``stop_at_runs``): each bucket's runs are kept as ``<kind>/run-<bucket>-<seq>.arrows`` (Arrow IPC of the
+   kind's schema) instead of being merged into Parquet shards that this launcher would read back and rewrite.
+   Each worker's run is checked (its manifest, counted from the rows in its runs, must balance) before anything
+   is merged.
 3. What crosses files splits the graph in two (:func:`pipeline.curate.split_stage`): dedup (``--dedup
    exact|near`` keeps the earliest copy across all files) and the machine-text decision (its thresholds are
    calibrated on every pre-cutoff score of the run, also with ``--thresholds``, which is only the fallback). Then
    each worker runs the *head* of the graph, the stages before the first of those (read, extract, content policy,
    language, quality; and dedup without copies and scoring, when the decision is where it splits): its rejected
-   documents and errors are its shards as before, and what it keeps is its curated shards, the *staged*
+   documents and errors are its runs as before, and what it keeps is its curated runs, the *staged*
    documents, which its statistics leave out (:class:`pipeline.curate.Phase`). Then one pipeline in the launcher
-   (the same settings, ``in_memory``), the *tail*, reads every worker's staged documents (worker by worker, each
-   file in order: Parquet of the document schema, which round-trips a Document exactly) and runs the rest of the
-   one-worker graph, the same code (:func:`pipeline.curate.build`), into ``<output>/.tmp-local/tail``: dedup,
-   scoring, calibration and decision, with its sinks and its partial statistics. Its ledger is checked against
-   the workers': every staged document leaves it once, curated, rejected or as an error. With nothing that
+   (the same settings, ``in_memory``), the *tail*, reads every worker's staged documents (worker by worker, bucket
+   by bucket, each bucket's runs merged in their sorted order: the order of the curated shards the worker would
+   have written; Arrow IPC of the curated schema, which round-trips a Document exactly and is read as data,
+   never unpickled) and runs the rest of the one-worker graph, the same code (:func:`pipeline.curate.build`), into
+   ``<output>/.tmp-local/tail``: dedup, scoring, calibration and decision, with its sinks (stopping at their runs
+   too) and its partial statistics. Its ledger is checked against the workers': every staged document leaves it
+   once, curated, rejected or as an error (the rows in the run files, counted on both sides). With nothing that
    crosses files there is no tail and each worker runs the whole graph.
-4. One deterministic merge (:func:`merge_runs`): every shard bucket is the k-way merge of the runs' sorted
-   chunks of that bucket (the curated ones: the tail's alone when there is one), cut and written exactly as
+4. One deterministic merge (:func:`merge_runs`): every shard bucket is the k-way merge
+   (:func:`pipeline.sinks.merge_sorted`) of the sorted runs of that bucket of every worker and of the tail (the
+   curated ones: the tail's alone when there is one), straight from the runs, cut and written exactly as
    :mod:`pipeline.sinks` writes one worker's (:func:`pipeline.sinks.write_chunks`), buckets in parallel on the
-   workers' processes; ``_inputs.jsonl`` is the union of the workers' records sorted by path; the statistics
-   are the runs' partial accumulators (:data:`pipeline.stats.STATE_FILE`, JSON) merged; the thresholds file is
-   the tail's (only the tail decides). Then the staging folder is deleted and the manifest is written from what
-   is on disk (:func:`pipeline.curate.finish_run`), with the counters of all runs summed.
+   workers' processes, each bucket's runs deleted once merged; ``_inputs.jsonl`` is the union of the workers'
+   records sorted by path; the statistics are the runs' partial accumulators (:data:`pipeline.stats.STATE_FILE`,
+   JSON) merged; the thresholds file is the tail's (only the tail decides). Then the staging folder is deleted and
+   the manifest is written from what is on disk (:func:`pipeline.curate.finish_run`), with the counters of all runs
+   summed. Every run file lives under ``<output>/.tmp-local`` and is gone when the run ends, whether it succeeded or
+   failed.
 
 The tail is one process on one core: what it runs (dedup, scoring, the decision) takes as long and as much
 memory as in a one-worker run, and bounds the speed-up of a run that dedups or scores. What a worker could do
@@ -51,10 +59,7 @@ import multiprocessing as mp
 import queue
 import shutil
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
-
-import pyarrow.parquet as pq
 
 from common.cli import InputError
 from pipeline import progress
@@ -64,16 +69,17 @@ from pipeline.layout import (
     INPUTS_FILE,
     THRESHOLDS_FILE,
     check_writable,
+    delete,
     exists,
     join,
     list_files,
-    open_read,
     prepare_output,
     read_bytes,
+    runs_by_bucket,
     write_bytes,
 )
 from pipeline.settings import CurateSettings
-from pipeline.sinks import merge_sorted, write_chunks
+from pipeline.sinks import merge_sorted, read_run, run_rows, write_chunks
 from pipeline.stats import STATE_FILE, RunStatsAccumulator, read_state, write_stats
 
 if TYPE_CHECKING:
@@ -82,7 +88,6 @@ if TYPE_CHECKING:
 STAGING = ".tmp-local"
 TAIL = "tail"  # the staging folder of a split run's second phase, beside the workers' 0, 1, ...
 SHARD_KINDS = ("curated", "rejected", "errors")
-READ_BATCH_ROWS = 256
 _LOCAL_BEAM_FLAGS = ("--direct_running_mode", "--direct_num_workers", "--runner")
 
 
@@ -186,7 +191,8 @@ def _worker(settings: CurateSettings, phase: Phase | None) -> dict:
     progress_queue = _progress_queue
     sink = progress.Batched(lambda f, r: progress_queue.put((f, r))) if progress_queue is not None else None
     try:
-        return run_curate(settings, stats_state=True, progress_sink=sink or _no_progress, phase=phase)
+        return run_curate(settings, stats_state=True, progress_sink=sink or _no_progress, phase=phase,
+                          stop_at_runs=True)
     finally:
         if sink is not None:
             sink.flush()
@@ -275,32 +281,25 @@ def _run_workers(jobs: list[CurateSettings], files: int, stagings: list[str], ou
 
 def run_tail(settings: CurateSettings, head: Phase, stagings: list[str]) -> dict:
     """Phase 2 of a split run (module docstring), in this process: the stages from ``head.split`` on over the
-    heads' staged documents (their curated shards, in worker order), into ``settings.sinks.output``. Its ledger is
-    checked against the heads': every staged document leaves it exactly once, curated, rejected or as an error.
-    Returns its counters (``metrics``)."""
+    heads' staged documents (their curated runs, worker by worker and bucket by bucket), into
+    ``settings.sinks.output``, whose sinks stop at their sorted runs too. Its ledger is checked against the heads':
+    every staged document leaves it exactly once, curated, rejected or as an error (the rows in the run files,
+    counted). Returns its counters (``metrics``)."""
     from pipeline.curate import Phase, run_curate
 
-    staged = [path for staging in stagings for path in sorted(_shards(staging, "curated"))]
-    rows_in = sum(_rows(path) for path in staged)
+    staged = tuple(tuple(runs) for staging in stagings for runs in runs_by_bucket(staging, "curated").values())
+    rows_in = sum(run_rows(path) for runs in staged for path in runs)
     if progress.on_terminal():  # the bar of files has closed; the rest of the run has no files to count
         print(f"{rows_in} documents kept by the workers: {head.split} and the stages after it, in one process",
               file=sys.stderr, flush=True)
-    result = run_curate(settings, stats_state=True, progress_sink=_no_progress,
-                        phase=Phase(head.split, tuple(staged)))
-    rows_out = sum(_rows(path) for kind in SHARD_KINDS for path in _shards(settings.sinks.output, kind))
+    result = run_curate(settings, stats_state=True, progress_sink=_no_progress, phase=Phase(head.split, staged),
+                        stop_at_runs=True)
+    rows_out = sum(run_rows(path) for kind in SHARD_KINDS
+                   for runs in runs_by_bucket(settings.sinks.output, kind).values() for path in runs)
     if rows_in != rows_out:
         raise RuntimeError(f"the second phase of a local run wrote {rows_out} rows for {rows_in} staged documents: "
                            "not one run")
     return result
-
-
-def _shards(staging: str, kind: str) -> list[str]:
-    return [f.path for f in list_files(join(staging, f"{kind}/part-*.parquet"))]
-
-
-def _rows(path: str) -> int:
-    with open_read(path) as fh:
-        return pq.ParquetFile(fh).metadata.num_rows
 
 
 def sum_metrics(per_worker) -> dict[str, dict[str, int]]:
@@ -318,13 +317,19 @@ def sum_metrics(per_worker) -> dict[str, dict[str, int]]:
 
 def merge_runs(stagings: list[str], output: str, num_buckets: int, shard_size: int, starmap=None,
                tail: str | None = None) -> None:
-    """The workers' runs (in ``stagings``) into one run in ``output`` (module docstring, step 3); with the ``tail``
-    of a split run, the curated shards are the tail's alone (the workers' are what the tail read), the rejected
-    and errors shards, statistics and thresholds those of every run, the inputs record the workers'. Buckets are
-    independent: ``starmap`` (a pool's) merges them in parallel."""
+    """The workers' runs (in ``stagings``) into one run in ``output`` (module docstring, step 4); with the ``tail``
+    of a split run, the curated shards are the tail's alone (the workers' curated runs are what the tail read), the
+    rejected and errors shards, statistics and thresholds those of every run, the inputs record the workers'.
+    Buckets are independent: ``starmap`` (a pool's) merges them in parallel."""
     every = [*stagings, tail] if tail is not None else stagings
     sources = {"curated": [tail] if tail is not None else stagings, "rejected": every, "errors": every}
-    tasks = [(sources[kind], output, kind, bucket, shard_size) for kind in SHARD_KINDS for bucket in range(num_buckets)]
+    tasks = []
+    for kind in SHARD_KINDS:
+        found = [runs_by_bucket(staging, kind) for staging in sources[kind]]
+        for bucket in range(num_buckets):
+            runs = [path for by_bucket in found for path in by_bucket.get(bucket, [])]
+            if runs:
+                tasks.append((runs, output, kind, bucket, shard_size))
     if starmap is None:
         for task in tasks:
             merge_bucket(*task)
@@ -335,24 +340,13 @@ def merge_runs(stagings: list[str], output: str, num_buckets: int, shard_size: i
     _merge_stats(every, output, thresholds)
 
 
-def merge_bucket(stagings: list[str], output: str, kind: str, bucket: int, shard_size: int) -> None:
-    sources = [chunks for staging in stagings if (chunks := _bucket_chunks(staging, kind, bucket))]
-    if sources:
-        rows = merge_sorted([_read_chunks(chunks) for chunks in sources], kind)
-        for _ in write_chunks(rows, kind, shard_size, output, bucket):
-            pass
-
-
-def _bucket_chunks(staging: str, kind: str, bucket: int) -> list[str]:
-    return [f.path for f in list_files(join(staging, f"{kind}/part-{bucket:05d}-*.parquet"))]
-
-
-def _read_chunks(paths: list[str]) -> Iterator[dict]:
-    """One worker's rows of one bucket, in order (its chunks are consecutive slices of one sorted list)."""
-    for path in sorted(paths):
-        with open_read(path) as fh:
-            for batch in pq.ParquetFile(fh).iter_batches(batch_size=READ_BATCH_ROWS):
-                yield from batch.to_pylist()
+def merge_bucket(runs: list[str], output: str, kind: str, bucket: int, shard_size: int) -> None:
+    """One bucket of the run: its sorted runs (every source's, source by source, each's in its merge order) merged
+    into the one sorted order and cut into shards, as one worker's sink writes them; then the runs are deleted."""
+    rows = merge_sorted([read_run(path) for path in runs], kind)
+    for _ in write_chunks(rows, kind, shard_size, output, bucket):
+        pass
+    delete(runs)
 
 
 def _merge_inputs(stagings: list[str], output: str) -> None:

@@ -1,7 +1,8 @@
 """The run's manifest: inputs, options, versions and the counts, which must balance.
 
 ``records_in = curated + rejected + sum(skipped) + errors``. The counts come from what is actually on disk (shard
-row counts and reasons, the per-file read stats), so a record lost anywhere in the pipeline breaks the balance
+row counts and reasons, the per-file read stats; for a local run's worker, which stops at its sorted runs, the
+rows of its runs: ``runs``), so a record lost anywhere in the pipeline breaks the balance
 and the run fails loudly. Beam's metric counters (one per decision reason) are reported beside them.
 """
 
@@ -12,11 +13,21 @@ import platform
 from collections import Counter
 from importlib import metadata
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 import schemas
 from common.cli import RunFailed
-from pipeline.layout import INPUTS_FILE, MANIFEST_FILE, finished_shards, join, open_read, relative_shard, write_bytes
+from pipeline.layout import (
+    INPUTS_FILE,
+    MANIFEST_FILE,
+    finished_shards,
+    join,
+    open_read,
+    relative_shard,
+    runs_by_bucket,
+    write_bytes,
+)
 from pipeline.reasons import LIST_STAGE, unknown_reasons
 from schemas.run import SHARD_KINDS
 
@@ -25,20 +36,27 @@ class UnbalancedRun(RunFailed):
     """records_in != curated + rejected + skipped + errors: something was lost or counted twice."""
 
 
-def count_shards(output: str, kind: str) -> tuple[int, Counter[str], Counter[str], list[str]]:
-    """(rows, rows by reason, error rows by stage, shard paths) of one kind, from the Parquet files' columns."""
-    total, paths = 0, finished_shards(output, kind)
+def count_shards(output: str, kind: str, runs: bool = False) -> tuple[int, Counter[str], Counter[str], list[str]]:
+    """(rows, rows by reason, error rows by stage, shard paths) of one kind, from the Parquet files' columns; with
+    ``runs``, from the kept sorted runs instead (Arrow IPC streams, every record batch read:
+    :func:`pipeline.layout.runs_by_bucket`)."""
+    if runs:
+        paths = [path for bucket_runs in runs_by_bucket(output, kind).values() for path in bucket_runs]
+    else:
+        paths = finished_shards(output, kind)
+    total = 0
     reasons: Counter[str] = Counter()
     stages: Counter[str] = Counter()
     columns = {"curated": [], "rejected": ["reason"], "errors": ["reason", "stage"]}[kind]
     for path in paths:
         with open_read(path) as fh:
-            table = pq.read_table(fh, columns=columns)
-        total += table.num_rows
-        if "reason" in columns:
-            reasons.update(table.column("reason").to_pylist())
-        if "stage" in columns:
-            stages.update(table.column("stage").to_pylist())
+            tables = list(pa.ipc.open_stream(fh)) if runs else [pq.read_table(fh, columns=columns)]
+            for table in tables:
+                total += table.num_rows
+                if "reason" in columns:
+                    reasons.update(table.column("reason").to_pylist())
+                if "stage" in columns:
+                    stages.update(table.column("stage").to_pylist())
     return total, reasons, stages, paths
 
 
@@ -85,12 +103,13 @@ def assemble_manifest(counts: dict, shards: dict[str, list[str]], options: dict,
 
 
 def build_manifest(output: str, options: dict, metrics: dict[str, dict[str, int]] | None,
-                   extra: dict | None = None) -> dict:
-    """The manifest of a `lowbg curate` run, from what is on disk: its inputs record and its shards."""
+                   extra: dict | None = None, runs: bool = False) -> dict:
+    """The manifest of a `lowbg curate` run, from what is on disk: its inputs record and its shards (``runs``: a
+    local run's worker, its kept sorted runs, :func:`count_shards`)."""
     inputs = read_inputs(output)
-    curated, _, _, curated_paths = count_shards(output, "curated")
-    rejected, rejected_by, _, rejected_paths = count_shards(output, "rejected")
-    errors, errors_by, error_stages, error_paths = count_shards(output, "errors")
+    curated, _, _, curated_paths = count_shards(output, "curated", runs)
+    rejected, rejected_by, _, rejected_paths = count_shards(output, "rejected", runs)
+    errors, errors_by, error_stages, error_paths = count_shards(output, "errors", runs)
     skipped: Counter[str] = Counter()
     for item in inputs:
         skipped.update(item["skipped"])

@@ -19,6 +19,16 @@ Memory does not grow with the input (an external merge sort, as a database sorts
   rows, streamed (``pyarrow.parquet.ParquetWriter``), then deletes the runs. The row group being built is held as
   Arrow (converted every :data:`ARROW_BATCH_ROWS` rows), not as 2,048 Python dicts.
 
+With ``stop_at_runs`` (the workers and the tail of ``lowbg curate --local-workers``, :mod:`pipeline.local_run`)
+the sink stops before the merge: ``_KeepRuns`` renames each bucket's runs, in the order ``_WriteBucket`` would
+have merged them, to ``<kind>/run-<bucket>-<seq>.arrows`` (:func:`pipeline.layout.run_name`), and the launcher
+merges every worker's runs of a bucket straight into the run's shards (:func:`merge_sorted` and
+:func:`write_chunks`, as here): no Parquet is written by a worker and read back. A bucket's runs are kept as they
+are rather than merged into one run per bucket: that merge would decode and re-encode every row once more, and
+the launcher's merge of a bucket opens about as many runs as one worker's ``_WriteBucket`` does (the runs hold the
+same rows, cut at the same spill size). Runs are renamed only after the shuffle, once every run is complete: a
+run under its kept name is whole, and one a retried bundle left keeps its temporary name (debris).
+
 A chunk of at most :data:`ROW_GROUP_ROWS` rows is one row group, byte for byte what ``pyarrow.parquet.write_table``
 writes; larger chunks have several row groups of that size (the row group is Parquet's unit of reading anyway).
 The order of rows equal in their whole sort key (the same record twice) is the order the runs were merged in,
@@ -47,7 +57,16 @@ from apache_beam.transforms.window import GlobalWindows
 
 import schemas
 from pipeline.document import Document, ErrorRecord
-from pipeline.layout import TMP_PREFIX, delete, join, open_read, shard_name, write_atomically
+from pipeline.layout import (
+    RUN_SUFFIX,
+    TMP_PREFIX,
+    delete,
+    join,
+    open_read,
+    run_name,
+    shard_name,
+    write_atomically,
+)
 from pipeline.settings import SinkSettings
 
 SPILL_BYTES = 12 * 2**20  # rows buffered by one writer before a sorted run is written (estimated bytes)
@@ -57,7 +76,6 @@ ROW_OVERHEAD_BYTES = 1024  # the estimate of a row's size besides its text: ids,
 RUN_BATCH_ROWS = 16
 ROW_GROUP_ROWS = 2048  # rows per Parquet row group at most
 ARROW_BATCH_ROWS = 64  # rows of a row group being built held as Python dicts before they are converted to Arrow
-RUN_SUFFIX = ".arrows"
 DOCUMENT_RUN_SUFFIX = ".docs"  # runs of whole documents (SpillDocuments)
 DOCUMENT_RUN_KIND = "curated"  # their schema: a kept document's row
 
@@ -99,6 +117,12 @@ def read_run(path: str) -> Iterator[dict]:
         reader = pa.ipc.open_stream(fh)
         for batch in reader:
             yield from batch.to_pylist()
+
+
+def run_rows(path: str) -> int:
+    """The number of rows in a run file (every record batch read: the rows actually there)."""
+    with open_read(path) as fh:
+        return sum(batch.num_rows for batch in pa.ipc.open_stream(fh))
 
 
 def merge_sorted(runs: Iterable[Iterator[dict]], kind: str) -> Iterator[dict]:
@@ -266,15 +290,32 @@ class _WriteBucket(beam.DoFn):
         delete(runs)
 
 
+class _KeepRuns(beam.DoFn):
+    """(bucket, run paths) -> the runs kept under their final names, in merge order (module docstring)."""
+
+    def __init__(self, output: str, kind: str):
+        self.output, self.kind = output, kind
+
+    def process(self, element):
+        bucket, runs = element
+        runs = sorted(runs)  # the order _WriteBucket merges them in
+        kept = [join(self.output, run_name(self.kind, bucket, seq)) for seq in range(len(runs))]
+        FileSystems.rename(runs, kept)
+        yield from kept
+
+
 class WriteShards(beam.PTransform):
     """PCollection[Document | ErrorRecord] (or several: {"0": pcoll, "1": ...}) -> PCollection[str] (shards written):
     the ``kind`` shards of the run folder ``settings.output``, ``num_buckets`` buckets (resolved by the launcher
-    when the settings leave it open), at most ``settings.shard_size`` rows a file."""
+    when the settings leave it open), at most ``settings.shard_size`` rows a file. With ``stop_at_runs``, each
+    bucket's sorted runs under their final names instead (``<kind>/run-<bucket>-<seq>.arrows``), for a local run's
+    launcher to merge (module docstring)."""
 
-    def __init__(self, settings: SinkSettings, kind: str, num_buckets: int):
+    def __init__(self, settings: SinkSettings, kind: str, num_buckets: int, stop_at_runs: bool = False):
         super().__init__()
         self.output, self.kind, self.num_buckets, self.shard_size = settings.output, kind, num_buckets, \
             settings.shard_size
+        self.stop_at_runs = stop_at_runs
 
     def expand(self, pcolls):
         # Several inputs (every stage's rejected documents) are spilled each on its own and only the run paths are
@@ -288,9 +329,10 @@ class WriteShards(beam.PTransform):
                 for i, pcoll in enumerate(inputs)]
         if len(runs) > 1:
             runs = [runs | "AllRuns" >> beam.Flatten()]
-        return (runs[0]
-                | "GroupRuns" >> beam.GroupByKey()
-                | "WriteParquet" >> beam.ParDo(_WriteBucket(self.output, self.kind, self.shard_size)))
+        grouped = runs[0] | "GroupRuns" >> beam.GroupByKey()
+        if self.stop_at_runs:
+            return grouped | "KeepRuns" >> beam.ParDo(_KeepRuns(self.output, self.kind))
+        return grouped | "WriteParquet" >> beam.ParDo(_WriteBucket(self.output, self.kind, self.shard_size))
 
 
 def _to_row(item: Document | ErrorRecord) -> dict:

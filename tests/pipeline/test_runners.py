@@ -1,3 +1,5 @@
+import dataclasses
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -86,23 +88,32 @@ def _run_files(out):
     return files
 
 
+@dataclasses.dataclass
+class Staging:
+    """Each local run's staging area, seen just before the launcher deletes it."""
+
+    folders: list[set[str]] = dataclasses.field(default_factory=list)  # its folders (0, 1, ..., tail)
+    rows: list[set[str]] = dataclasses.field(default_factory=list)  # its files of rows (runs, shards), relative
+
+
 @pytest.fixture
-def staging_folders(monkeypatch):
-    """The folders of each local run's staging area, seen just before the launcher deletes it."""
+def staging(monkeypatch):
     import pipeline.local_run
 
-    seen: list[set[str]] = []
+    seen = Staging()
     remove = pipeline.local_run._remove_tree
 
     def spy(path):
-        seen.append({p.name for p in Path(path).iterdir() if p.is_dir()})
+        seen.folders.append({p.name for p in Path(path).iterdir() if p.is_dir()})
+        seen.rows.append({p.relative_to(path).as_posix() for p in Path(path).rglob("*")
+                          if p.suffix in (".parquet", ".arrows")})
         remove(path)
 
     monkeypatch.setattr(pipeline.local_run, "_remove_tree", spy)
     return seen
 
 
-def test_local_workers_write_what_one_worker_writes_byte_for_byte(tmp_path, staging_folders):
+def test_local_workers_write_what_one_worker_writes_byte_for_byte(tmp_path, staging):
     """`--local-workers 2`: workers over disjoint files, then one merge: the same shards, inputs record and
     statistics as one worker, byte for byte, and the same ledger; copies of one file (the same path twice, the
     same bytes under another name) are still recognised across what would be two workers' shares. Nothing
@@ -124,7 +135,9 @@ def test_local_workers_write_what_one_worker_writes_byte_for_byte(tmp_path, stag
     assert fa.keys() == fb.keys() and sum(k.startswith("curated/") for k in fa) > 3
     assert [k for k in fa if fa[k] != fb[k]] == []
     assert not list(b.glob(".tmp-*"))
-    assert staging_folders == [{"0", "1"}]  # the workers' runs alone: no tail
+    assert staging.folders == [{"0", "1"}]  # the workers' runs alone: no tail
+    # the workers stop at their sorted runs (no Parquet of their own) and the merge deletes each run it merged
+    assert staging.rows == [set()]
 
 
 def _cross_file_inputs(tmp_path) -> tuple[Path, Path, dict]:
@@ -156,7 +169,7 @@ def _cross_file_inputs(tmp_path) -> tuple[Path, Path, dict]:
 
 
 @pytest.mark.parametrize("dedup, detectors", [("near", "fasttext"), ("exact", "none"), ("none", "fasttext")])
-def test_local_workers_split_at_what_crosses_files(tmp_path, staging_folders, dedup, detectors):
+def test_local_workers_split_at_what_crosses_files(tmp_path, staging, dedup, detectors):
     """Dedup (the earliest copy across all files) and run-calibrated thresholds (every pre-cutoff score of the
     run) with `--local-workers 2`: the workers run the stages before the first of those, and one pipeline runs
     the rest over every worker's kept documents: the same files as one worker, byte for byte, the same ledger
@@ -182,7 +195,12 @@ def test_local_workers_split_at_what_crosses_files(tmp_path, staging_folders, de
     assert ma["thresholds"] == mb["thresholds"]
     fa, fb = _run_files(one), _run_files(local)
     assert fa.keys() == fb.keys() and [k for k in fa if fa[k] != fb[k]] == []
-    assert staging_folders == [{"0", "1", "tail"}]  # the workers' heads, and the tail
+    assert staging.folders == [{"0", "1", "tail"}]  # the workers' heads, and the tail
+    # no Parquet but the final shards; what is left of the runs is the heads' staged (curated) runs, the tail's
+    # input, which the deletion of the staging area removes
+    (left,) = staging.rows
+    assert left and {name.rsplit("/", 1)[0] for name in left} == {"0/curated", "1/curated"}
+    assert all(re.fullmatch(r"[01]/curated/run-\d{5}-\d{4}\.arrows", name) for name in left)
 
     rows = {r["url"]: r for kind in ("curated", "rejected") for r in read_kind(local, kind).to_pylist()}
     if dedup != "none":
