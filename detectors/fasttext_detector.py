@@ -77,8 +77,20 @@ def _tokens(text: str, max_words: int | None) -> tuple[list[str], bool]:
 def features(text: str, max_words: int | None = None) -> tuple[list[str], bool, bool]:
     """(tokens, truncated, normalized): lower-cased word/punctuation tokens of the normalised text, the first
     ``max_words`` of them when given (``truncated``: there were more); ``normalized``: normalisation changed the
-    text (anywhere in it, not only in the tokens kept)."""
+    text (anywhere in it, not only in the tokens kept).
+
+    A long text is normalised whole (``normalized`` is about all of it), but its typography is plainened, lower-cased
+    and tokenised only up to an ASCII space past which the cap needs nothing: both are per character except the
+    lower-casing of a capital sigma, whose context (:func:`str.lower`'s Final_Sigma rule) runs over case-ignorable
+    characters only and stops at a space, so the prefix's tokens are the first tokens of the whole text.
+    """
     clean, changed = normalize_text(text)
+    if max_words and _PREFIX_CHARS_PER_TOKEN * (max_words + 1) < len(clean):
+        cut = clean.rfind(" ", 0, _PREFIX_CHARS_PER_TOKEN * (max_words + 1)) + 1
+        if cut:
+            head = _TOKEN.findall(_plain_typography(clean[:cut]).lower())
+            if len(head) > max_words:
+                return head[:max_words], True, changed
     tokens, truncated = _tokens(_plain_typography(clean).lower(), max_words)
     return tokens, truncated, changed
 

@@ -98,6 +98,26 @@ def test_features_cap_the_tokens_of_the_whole_normalised_text():
     assert features(tail_change, 100)[1:] == (True, True)
 
 
+def test_features_of_a_prefix_equal_those_of_the_whole_text():
+    """The cap's prefix is cut at a space: capital sigmas (lower-cased by their context), case-ignorable marks and
+    quotes, typography that expands ("\u2026" -> "..."), at every cap."""
+    sigma = ["ΟΔΥΣΣΕΥΣ ΚΑΙ ΑΣ.Β ΣΑΣ, σας' Σ", "ΑΣ\u0301 Β ΑΣ' x ΑΣ\u00ad\u0301 Σ:Σ Α Σ \u2026 ΑΣ\u2019Β Σ"]
+    texts = sigma + [t * 3 for t in sigma] + _random_texts(300, seed=2) + EDGE_CASES
+    for text in texts:
+        clean, changed = normalize_text(text)
+        plain = _plain_typography(clean).lower()
+        for cap in range(1, 40):
+            assert features(text, cap) == (*_definition(plain, cap), changed), (text, cap)
+    # A capital sigma whose context crosses wherever a prefix could end: a long first word ending in it, then
+    # case-ignorable characters, then a capital letter (lower-cased "σ" in the whole text, "ς" if cut before it).
+    for cap in (1, 2, 5, 17):
+        for length in range(2, 12 * (cap + 2)):
+            for ignorable in ("'", ".", "\u0301", ":\u0301'"):
+                text = "Α" * length + "Σ" + ignorable + "Β" + " ΓΔ" * (cap + 3)
+                plain = _plain_typography(normalize_text(text)[0]).lower()
+                assert features(text, cap)[:2] == _definition(plain, cap), (length, ignorable, cap)
+
+
 def _normalize_by_definition(text: str) -> tuple[str, bool]:
     """normalize_text's steps without its shortcuts (each rare step gated only by its own class's search, every
     scan a regex): what the shortcuts must not change."""
