@@ -56,8 +56,9 @@ ROW_OVERHEAD_BYTES = 1024  # the estimate of a row's size besides its text: ids,
 # for 16 rows of real text); the merge of a 32,000-record file reads ~26 runs at once
 RUN_BATCH_ROWS = 16
 # rows of a run converted to Arrow at once (then written as record batches of RUN_BATCH_ROWS): converting costs
-# ~0.5 ms a call besides its rows, ~40 us a row in calls of 16 rows against ~10 us in calls of 256
-RUN_CONVERT_ROWS = 256
+# ~0.5 ms a call besides its rows: ~30-40 us a row in calls of 16 rows, ~10 us in calls of 128 (a slab of a
+# run is at most the run, SPILL_BYTES)
+RUN_CONVERT_ROWS = 128
 ROW_GROUP_ROWS = 2048  # rows per Parquet row group at most
 ARROW_BATCH_ROWS = 64  # rows of a row group being built held as Python dicts before they are converted to Arrow
 RUN_SUFFIX = ".arrows"
