@@ -9,7 +9,9 @@
    neither); the direct figure is, the same way, a fresh process that imports, loads and scores minus one that
    only imports the library. The warm direct rate (models loaded, in this process) is printed beside it.
 
-    python bench/pipeline_scoring.py [--records 4000] [--rounds 3] [--lm-docs 300] [--device cpu]
+    python bench/pipeline_scoring.py [--records 4000] [--rounds 3] [--lm-docs 300] [--device cpu] [--skip-lm]
+
+``--skip-lm`` runs [1] only (no torch, no models built): for iterating on the cheap detector's cost.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def main() -> None:
     parser.add_argument("--lm-docs", type=int, default=300)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=3, help="paired rounds of [1] (the median is the figure)")
+    parser.add_argument("--skip-lm", action="store_true", help="run [1] only, not the Binoculars part [2]")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="lowbg-bench-scoring-"))
     try:
@@ -125,6 +128,9 @@ def main() -> None:
         print(f"[1] {args.records} real-page records, {docs} documents kept")
         print(f"    scoring costs {100 * statistics.median(costs):.1f}% of throughput, median of {args.rounds} rounds "
               f"(target <= 15%)")
+        if args.skip_lm:
+            print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+            return
 
         # [2] the same texts through Binoculars in Beam and directly.
         from pipeline.document import Document  # noqa: F401  (import cost outside the timings)

@@ -48,13 +48,51 @@ DEFAULTS = {"epoch": 15, "lr": 0.2, "dim": 32, "word_ngrams": 2, "minn": 0, "max
             "min_count": 2, "cutoff": 50_000, "seed": 0}
 
 
-def features(text: str, max_words: int | None = None) -> tuple[list[str], bool, bool]:
-    """(tokens, truncated, normalized): lower-cased word/punctuation tokens of the normalised text."""
-    clean, changed = normalize_text(text)
-    tokens = _TOKEN.findall(_plain_typography(clean).lower())
+# Characters per token of the prefix tokenised first when the tokens are capped (~4.3 in English web text): a long
+# page is tokenised only as far as the cap needs (some pages of a crawl hold 80,000 tokens, of which 4,096 count).
+_PREFIX_CHARS_PER_TOKEN = 8
+
+
+def _tokens(text: str, max_words: int | None) -> tuple[list[str], bool]:
+    """(the first ``max_words`` tokens of ``text``, whether it has more): ``_TOKEN.findall(text)`` cut to the cap.
+
+    With a cap, a prefix of ``text`` is tokenised first (``findall`` up to ``endpos``). Matches are found left to
+    right and the pattern has no look-around, so every match of the prefix but its last (a word the prefix may cut)
+    is the match of the whole text at the same index, and the last starts where the whole text's does: a prefix
+    with more than ``max_words`` matches decides both the capped tokens and the truncation. Otherwise the whole
+    text is tokenised, as without a cap.
+    """
+    if max_words:
+        end = _PREFIX_CHARS_PER_TOKEN * (max_words + 1)
+        if end < len(text):
+            head = _TOKEN.findall(text, 0, end)
+            if len(head) > max_words:
+                return head[:max_words], True
+    tokens = _TOKEN.findall(text)
     if max_words and len(tokens) > max_words:
-        return tokens[:max_words], True, changed
-    return tokens, False, changed
+        return tokens[:max_words], True
+    return tokens, False
+
+
+def features(text: str, max_words: int | None = None) -> tuple[list[str], bool, bool]:
+    """(tokens, truncated, normalized): lower-cased word/punctuation tokens of the normalised text, the first
+    ``max_words`` of them when given (``truncated``: there were more); ``normalized``: normalisation changed the
+    text (anywhere in it, not only in the tokens kept).
+
+    A long text is normalised whole (``normalized`` is about all of it), but its typography is plainened, lower-cased
+    and tokenised only up to an ASCII space past which the cap needs nothing: both are per character except the
+    lower-casing of a capital sigma, whose context (:func:`str.lower`'s Final_Sigma rule) runs over case-ignorable
+    characters only and stops at a space, so the prefix's tokens are the first tokens of the whole text.
+    """
+    clean, changed = normalize_text(text)
+    if max_words and _PREFIX_CHARS_PER_TOKEN * (max_words + 1) < len(clean):
+        cut = clean.rfind(" ", 0, _PREFIX_CHARS_PER_TOKEN * (max_words + 1)) + 1
+        if cut:
+            head = _TOKEN.findall(_plain_typography(clean[:cut]).lower())
+            if len(head) > max_words:
+                return head[:max_words], True, changed
+    tokens, truncated = _tokens(_plain_typography(clean).lower(), max_words)
+    return tokens, truncated, changed
 
 
 def default_model_path() -> Path:

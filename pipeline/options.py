@@ -216,7 +216,8 @@ def build_curate_parser() -> ArgumentParser:
     det.add_argument("--min-batch-size", type=positive_int, default=scoring.min_batch_size,
                      help="RunInference min batch (documents)")
     det.add_argument("--max-batch-size", type=positive_int, default=scoring.max_batch_size,
-                     help="RunInference max batch (documents; the LM detectors batch by --max-tokens)")
+                     help="RunInference max batch (documents; the LM detectors batch by --max-tokens); "
+                          "fastText's fixed batch")
     det.add_argument("--large-model", action="store_true",
                      help="share one model per machine across worker processes (Beam large_model)")
     det.add_argument("--gpu-resource-hint", default=scoring.gpu_resource_hint, metavar="HINT",

@@ -12,7 +12,9 @@ is cached across runs or tests: a model lives as long as the worker's DoFn or mo
 * A cheap detector (fastText) runs in a plain ``ParDo`` over ``BatchElements`` (:class:`_ScoreBatches`), so a
   run without a language model imports neither torch nor transformers nor ``apache_beam.ml.inference``
   (which imports torch): :mod:`pipeline.inference` is imported only when a language-model detector is in the
-  cascade.
+  cascade. Its batches are of a fixed ``--max-batch-size`` documents: Beam's adaptive batch sizing times every
+  batch and fits a regression to the timings, which costs more than a batch of fastText, and started at one
+  document a batch (~5 on average over a run). A score does not depend on the batch it is computed in.
 
 Either way a batch that raises becomes an error row per document (``scoring_failed``, stage
 ``score:<detector>``) with the cause, and every other batch goes on.
@@ -177,7 +179,7 @@ class ScoreCascade(beam.PTransform):
             kept = (scored[KEPT], routed.skip) | f"Rejoin[{name}]" >> beam.Flatten()
             return stage_output(kept, errors=scored[ERRORS])
         scored = (documents
-                  | f"Batch[{name}]" >> beam.BatchElements(min_batch_size=s.min_batch_size,
+                  | f"Batch[{name}]" >> beam.BatchElements(min_batch_size=s.max_batch_size,
                                                            max_batch_size=s.max_batch_size)
                   | f"Score[{name}]" >> beam.ParDo(_ScoreBatches(name, s.detector_options(name), model_ids, router))
                   .with_outputs(ERRORS, main=KEPT))
